@@ -1,0 +1,1 @@
+//! Batch conversion driven by a TOML/JSON manifest.

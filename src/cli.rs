@@ -1,0 +1,365 @@
+//! The command line, defined once: every subcommand, flag, default and help example lives here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  electra-convert --model discriminator fixtures/small/model.ckpt-5 -o out/small-disc
+  electra-convert inspect fixtures/small/model.ckpt-5
+  electra-convert map --model generator fixtures/small/model.ckpt-5
+  electra-convert verify out/small-disc --checkpoint fixtures/small/model.ckpt-5
+  electra-convert batch sweep.toml --jobs 2 --report report.json
+
+Running without a subcommand means `convert`.
+
+Exit codes: 0 success, 1 error (bad or unreadable input, I/O), 2 usage error,
+3 parity check failed.";
+
+const CONVERT_EXAMPLES: &str = "\
+Examples:
+  electra-convert convert --model discriminator fixtures/small/model.ckpt-5 -o out/disc
+  electra-convert --model both runs/base/ -o out/base --vocab vocab.txt --verify
+  electra-convert --model generator ckpt/electra_small -o out/gen --dtype f16 --force
+  electra-convert --model encoder finetuned/model.ckpt-2000 -o out/enc --json";
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  electra-convert inspect fixtures/small/model.ckpt-5
+  electra-convert inspect --all --json fixtures/small/
+  electra-convert inspect out/disc/model.safetensors
+  electra-convert inspect out/disc";
+
+const MAP_EXAMPLES: &str = "\
+Examples:
+  electra-convert map --model discriminator fixtures/small/model.ckpt-5
+  electra-convert map --model generator fixtures/small/model.ckpt-5 --json";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  electra-convert verify out/disc --reference refs/disc.safetensors
+  electra-convert verify out/gen --reference refs/gen.npz --atol 1e-5 --json
+  electra-convert verify out/disc --checkpoint fixtures/small/model.ckpt-5";
+
+const BATCH_EXAMPLES: &str = "\
+Examples:
+  electra-convert batch sweep.toml
+  electra-convert batch sweep.toml --jobs 4 --report report.json --junit junit.xml
+  electra-convert batch sweep.json --shard 2/3 --force --quiet
+  electra-convert batch sweep.toml --dry-run";
+
+/// Convert Google Research ELECTRA TensorFlow checkpoints into HuggingFace model
+/// directories, and prove with a candle forward pass that they compute the same thing.
+#[derive(Debug, Parser)]
+#[command(name = "electra-convert", version, after_help = TOP_EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert a checkpoint into a HuggingFace model directory (the default command).
+    #[command(after_help = CONVERT_EXAMPLES)]
+    Convert(ConvertArgs),
+    /// List the tensors of a TF checkpoint, a .safetensors file or a model directory.
+    #[command(after_help = INSPECT_EXAMPLES)]
+    Inspect(InspectArgs),
+    /// Show how each checkpoint variable maps to a HuggingFace tensor, and why others are skipped.
+    #[command(after_help = MAP_EXAMPLES)]
+    Map(MapArgs),
+    /// Check a converted model's outputs against reference outputs or the original checkpoint.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+    /// Convert every job of a TOML or JSON manifest, in parallel, with reports for CI.
+    #[command(after_help = BATCH_EXAMPLES)]
+    Batch(BatchArgs),
+}
+
+/// Which HuggingFace model to export from a pretraining checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// ElectraForPreTraining: the discriminator tower and its replaced-token head.
+    Discriminator,
+    /// ElectraForMaskedLM: the generator tower, shared embeddings and the MLM head.
+    Generator,
+    /// ElectraModel: the discriminator's transformer without a head.
+    Encoder,
+    /// Both heads: DIR/discriminator and DIR/generator.
+    Both,
+}
+
+impl ModelKind {
+    /// The spelling used on the command line and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Discriminator => "discriminator",
+            ModelKind::Generator => "generator",
+            ModelKind::Encoder => "encoder",
+            ModelKind::Both => "both",
+        }
+    }
+}
+
+/// Floating-point type of the written tensors.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputDtype {
+    /// 32-bit float, exactly the checkpoint's values (default).
+    #[default]
+    F32,
+    /// IEEE half precision, rounded to nearest even.
+    F16,
+    /// bfloat16, rounded to nearest even.
+    Bf16,
+}
+
+impl OutputDtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputDtype::F32 => "f32",
+            OutputDtype::F16 => "f16",
+            OutputDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory.
+    pub checkpoint: PathBuf,
+
+    /// Which model to export.
+    #[arg(short, long, value_enum)]
+    pub model: ModelKind,
+
+    /// Output directory (created; with --model both it gets discriminator/ and generator/).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Floating-point type of the written weights.
+    #[arg(long, value_enum, default_value_t = OutputDtype::F32)]
+    pub dtype: OutputDtype,
+
+    /// Use this config.json instead of inferring one; it is validated against the tensor shapes.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Number of attention heads (default: max(1, hidden_size / 64), as ELECTRA derives it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_heads: Option<u32>,
+
+    /// vocab.txt to ship with the model (default: one found beside the checkpoint or in its parent).
+    #[arg(long, value_name = "FILE")]
+    pub vocab: Option<PathBuf>,
+
+    /// The vocabulary is cased: write do_lower_case = false (default: inferred from vocab.txt).
+    #[arg(long, conflicts_with = "uncased")]
+    pub cased: bool,
+
+    /// The vocabulary is uncased: write do_lower_case = true.
+    #[arg(long)]
+    pub uncased: bool,
+
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    pub force: bool,
+
+    /// After writing, check the converted model against the checkpoint's own weights.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// After writing, check the converted model against this reference file (.safetensors or .npz).
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+
+    /// Absolute tolerance for --verify / --reference.
+    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    pub atol: f64,
+
+    /// Relative tolerance for --verify / --reference.
+    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    pub rtol: f64,
+
+    /// No progress bar and no notes on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// A checkpoint (prefix, .index, .data-*, directory), a .safetensors file or a model directory.
+    pub path: PathBuf,
+
+    /// List optimizer slots (adam_m, adam_v) and global_step too, instead of a one-line summary.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    /// Checkpoint: a prefix, its .index or .data-* file, or a directory.
+    pub checkpoint: PathBuf,
+
+    /// Which model's table to apply.
+    #[arg(short, long, value_enum)]
+    pub model: ModelKind,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("against").required(true).args(["reference", "checkpoint"])))]
+pub struct VerifyArgs {
+    /// A converted model directory (config.json + model.safetensors).
+    pub model_dir: PathBuf,
+
+    /// Reference inputs and outputs (.safetensors or .npz): input_ids, optional attention_mask
+    /// and token_type_ids, and logits and/or last_hidden_state.
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+
+    /// Compare against the original TF checkpoint's weights, read by their own TF names.
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    pub atol: f64,
+
+    /// Relative tolerance.
+    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    pub rtol: f64,
+
+    /// Seed for the generated inputs of --checkpoint.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Print JSON instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// Manifest (.toml or .json) listing the jobs.
+    pub manifest: PathBuf,
+
+    /// Jobs run at once (default: the number of cores).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Stop starting new jobs after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Replace existing non-empty output directories.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run only shard I of N (1-based), a deterministic split by job order.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// Print the plan and exit without converting.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a JSON report of every job.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write a JUnit XML report, one testcase per job.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Names that select a subcommand (or a top-level flag) as the first argument.
+const FIRST_WORDS: &[&str] = &[
+    "convert",
+    "inspect",
+    "map",
+    "verify",
+    "batch",
+    "help",
+    "-h",
+    "--help",
+    "-V",
+    "--version",
+];
+
+/// `electra-convert --model X CKPT -o DIR` means `electra-convert convert --model X CKPT -o DIR`:
+/// insert `convert` when the first argument names no subcommand.
+pub fn with_default_subcommand(args: Vec<OsString>) -> Vec<OsString> {
+    let mut args = args;
+    if let Some(first) = args.get(1) {
+        let names_subcommand = first
+            .to_str()
+            .is_some_and(|first| FIRST_WORDS.contains(&first));
+        if !names_subcommand {
+            args.insert(1, OsString::from("convert"));
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_flags_mean_convert() {
+        let args = with_default_subcommand(
+            ["electra-convert", "--model", "discriminator", "ck", "-o", "d"]
+                .map(OsString::from)
+                .to_vec(),
+        );
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Convert(c) => {
+                assert_eq!(c.model, ModelKind::Discriminator);
+                assert_eq!(c.checkpoint, PathBuf::from("ck"));
+                assert_eq!(c.output, PathBuf::from("d"));
+            }
+            other => panic!("expected convert, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn subcommand_names_are_left_alone() {
+        let args = with_default_subcommand(
+            ["electra-convert", "inspect", "x"]
+                .map(OsString::from)
+                .to_vec(),
+        );
+        assert!(matches!(
+            Cli::try_parse_from(args).unwrap().command,
+            Command::Inspect(_)
+        ));
+    }
+}

@@ -1,0 +1,49 @@
+//! The command layer: one handler per subcommand, anyhow errors, exit-code policy.
+
+mod batch;
+mod convert;
+mod inspect;
+mod map;
+mod verify;
+
+use clap::Parser;
+
+use crate::cli::{with_default_subcommand, Cli, Command};
+use crate::exit;
+
+pub use convert::convert_one;
+
+/// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
+pub fn main_with_exit_code() -> i32 {
+    let args = with_default_subcommand(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with code 0; usage errors to stderr with code 2.
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => exit::SUCCESS,
+        Err(err) => {
+            if let Some(parity) = err.downcast_ref::<exit::ParityFailed>() {
+                eprintln!("electra-convert: parity check failed: {parity}");
+                exit::PARITY_FAILED
+            } else {
+                eprintln!("electra-convert: error: {err:#}");
+                exit::FAILURE
+            }
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Convert(args) => convert::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Map(args) => map::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Batch(args) => batch::run(&args),
+    }
+}

@@ -1,0 +1,15 @@
+//! electra-convert: ELECTRA TensorFlow checkpoints to HuggingFace model directories, with parity proof.
+//!
+//! The pipeline flows one way: [`checkpoint`] reads TF V2 bundles, [`mapping`] names every
+//! variable's HuggingFace destination, [`write`] streams a model directory to disk, [`verify`]
+//! runs the forward pass in candle, and [`batch`] drives many conversions. [`cli`] and
+//! [`commands`] sit on top.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod mapping;
+pub mod verify;
+pub mod write;

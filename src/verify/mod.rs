@@ -1,0 +1,1 @@
+//! ELECTRA forward pass in candle and the parity checks built on it.

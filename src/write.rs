@@ -1,0 +1,1 @@
+//! Streaming, atomic writer of a complete HuggingFace model directory.
