@@ -79,7 +79,9 @@ pub enum Command {
 }
 
 /// Which HuggingFace model to export from a pretraining checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// ElectraForPreTraining: the discriminator tower and its replaced-token head.
@@ -335,9 +337,16 @@ mod tests {
     #[test]
     fn bare_flags_mean_convert() {
         let args = with_default_subcommand(
-            ["electra-convert", "--model", "discriminator", "ck", "-o", "d"]
-                .map(OsString::from)
-                .to_vec(),
+            [
+                "electra-convert",
+                "--model",
+                "discriminator",
+                "ck",
+                "-o",
+                "d",
+            ]
+            .map(OsString::from)
+            .to_vec(),
         );
         let cli = Cli::try_parse_from(args).unwrap();
         match cli.command {
