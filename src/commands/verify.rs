@@ -1,7 +1,64 @@
 //! `verify`: parity of a converted model against reference outputs or the checkpoint.
 
 use crate::cli::VerifyArgs;
+use crate::exit;
+use crate::verify::{self, ParityReport, Tolerance};
 
-pub fn run(_args: &VerifyArgs) -> anyhow::Result<()> {
-    anyhow::bail!("verify is not built yet")
+pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
+    let tol = tolerance(args.atol, args.rtol)?;
+    let report = if let Some(reference) = &args.reference {
+        verify::verify_against_reference(&args.model_dir, reference, tol)?
+    } else if let Some(checkpoint) = &args.checkpoint {
+        verify::verify_against_checkpoint(&args.model_dir, checkpoint, tol, args.seed)?
+    } else {
+        // clap's argument group requires one of the two.
+        anyhow::bail!("give --reference FILE or --checkpoint CKPT");
+    };
+    print_report(&report, args.json)?;
+    parity_result(&report)
+}
+
+/// Validate tolerances from the command line.
+pub(crate) fn tolerance(atol: f64, rtol: f64) -> anyhow::Result<Tolerance> {
+    for (name, v) in [("--atol", atol), ("--rtol", rtol)] {
+        if !v.is_finite() || v < 0.0 {
+            anyhow::bail!("{name} must be a finite number >= 0, got {v}");
+        }
+    }
+    Ok(Tolerance { atol, rtol })
+}
+
+fn print_report(report: &ParityReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+/// `Ok` when parity holds, else [`exit::ParityFailed`] naming the failing outputs.
+pub(crate) fn parity_result(report: &ParityReport) -> anyhow::Result<()> {
+    if report.passed {
+        return Ok(());
+    }
+    let failing: Vec<String> = report
+        .outputs
+        .iter()
+        .filter(|(_, c)| !c.passed)
+        .map(|(name, c)| format!("{name} (max abs diff {:.3e})", c.max_abs_diff))
+        .collect();
+    let what = if failing.is_empty() {
+        "the model structure differs".to_string()
+    } else {
+        failing.join(", ")
+    };
+    Err(exit::ParityFailed(format!(
+        "{} vs {}: {what} beyond atol {:e} / rtol {:e}",
+        report.model_dir.display(),
+        report.against.display(),
+        report.tolerance.atol,
+        report.tolerance.rtol
+    ))
+    .into())
 }

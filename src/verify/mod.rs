@@ -1,1 +1,536 @@
 //! ELECTRA forward pass in candle and the parity checks built on it.
+//!
+//! Two checks share one implementation of the network ([`model`]):
+//!
+//! * [`verify_against_reference`] runs the converted directory (`config.json` +
+//!   `model.safetensors`) on the inputs of a reference file and compares with the outputs stored
+//!   there (typically written by transformers).
+//! * [`verify_against_checkpoint`] runs the converted directory *and* the original TF checkpoint —
+//!   its weights read by their own TF names, in TF layout, without the mapping module — on the same
+//!   seeded inputs and compares the two. A wrong or swapped mapping entry shows up here.
+//!
+//! Comparison rule: numpy's `allclose`, `|ours - expected| <= atol + rtol * |expected|` for every
+//! element, at every position including padded ones (transformers computes those too).
+
+pub mod compare;
+pub mod config;
+mod hf;
+pub mod model;
+pub mod npy;
+pub mod reference;
+mod tf;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use self::compare::{compare, shape_mismatch, Agreement};
+use self::config::{Architecture, ModelConfig};
+use self::hf::HfWeights;
+use self::model::{Batch, Electra, Numerics, Outputs};
+
+pub use self::npy::parse_npy;
+pub use self::reference::read_reference;
+pub use self::tf::TfVariables;
+
+/// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Tolerance {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance {
+            atol: 1e-4,
+            rtol: 1e-4,
+        }
+    }
+}
+
+/// The outcome of one parity check.
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct ParityReport {
+    /// Every output within tolerance.
+    pub passed: bool,
+    /// `"reference"` or `"checkpoint"`.
+    pub mode: String,
+    pub model_dir: PathBuf,
+    /// The reference file or the checkpoint compared against.
+    pub against: PathBuf,
+    /// transformers class of the model directory.
+    pub architecture: String,
+    pub tolerance: Tolerance,
+    /// The comparison rule, spelled out.
+    pub rule: String,
+    /// `[batch, seq]` of the inputs.
+    pub batch: [usize; 2],
+    /// Seed of the generated inputs (checkpoint mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    pub outputs: BTreeMap<String, OutputComparison>,
+    /// Observations worth knowing (re-tied weights, structure differences, ...).
+    pub notes: Vec<String>,
+}
+
+/// How one output compares.
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct OutputComparison {
+    /// Largest `|ours - expected|` (NaN if either side has a NaN).
+    pub max_abs_diff: f64,
+    /// Largest `|ours - expected| / |expected|` over elements with `expected != 0`.
+    pub max_rel_diff: f64,
+    /// Agreement fraction in [0, 1] (see `agreement`), where it applies.
+    pub argmax_agreement: Option<f64>,
+    /// What `argmax_agreement` measures.
+    pub agreement: Option<String>,
+    pub passed: bool,
+    pub shape: Vec<usize>,
+    /// Elements outside tolerance.
+    pub mismatched: usize,
+    /// Index of the element furthest outside (or closest to) its tolerance.
+    pub worst_index: Option<Vec<usize>>,
+}
+
+impl ParityReport {
+    /// A human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ({}) vs {} {}",
+            self.model_dir.display(),
+            self.architecture,
+            self.mode,
+            self.against.display()
+        );
+        let seed = self.seed.map(|s| format!(", seed {s}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "inputs [{}, {}]{seed}; pass when |ours - expected| <= {:e} + {:e}·|expected| everywhere",
+            self.batch[0], self.batch[1], self.tolerance.atol, self.tolerance.rtol
+        );
+        for (name, c) in &self.outputs {
+            let agreement = match (&c.argmax_agreement, &c.agreement) {
+                (Some(a), Some(what)) => format!(", agreement {:.2}% ({what})", a * 100.0),
+                (None, Some(what)) => format!(" ({what})"),
+                _ => String::new(),
+            };
+            let mismatch = if c.mismatched > 0 {
+                let at = c
+                    .worst_index
+                    .as_ref()
+                    .map(|i| format!(", worst at {i:?}"))
+                    .unwrap_or_default();
+                format!(", {} elements out of tolerance{at}", c.mismatched)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {name} {:?}: max abs diff {:.3e}, max rel diff {:.3e}{agreement}{mismatch}  {}",
+                c.shape,
+                c.max_abs_diff,
+                c.max_rel_diff,
+                if c.passed { "ok" } else { "FAIL" }
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+        let _ = write!(
+            out,
+            "{}",
+            if self.passed {
+                "parity: passed"
+            } else {
+                "parity: FAILED"
+            }
+        );
+        out
+    }
+}
+
+/// Everything that can stop a parity check before it produces a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    Safetensors { path: PathBuf, message: String },
+    #[error("{}: tensor {key} is missing; the model directory is incomplete or for another architecture (re-run convert)", file.display())]
+    MissingTensor { file: PathBuf, key: String },
+    #[error("{}: unexpected tensor(s) {}; they belong to no parameter of this architecture (check config.json's architectures and embedding_size/hidden_size)", file.display(), keys.join(", "))]
+    UnexpectedTensors { file: PathBuf, keys: Vec<String> },
+    #[error("{}: tensor {key} has shape {found:?}, expected {expected:?} from config.json", file.display())]
+    TensorShape {
+        file: PathBuf,
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{}: tensor {key} has dtype {dtype}; weights must be F32, F16, BF16 or F64", file.display())]
+    TensorDtype {
+        file: PathBuf,
+        key: String,
+        dtype: String,
+    },
+    #[error("{}: cannot tell the architecture: config.json has no architectures entry and the tensor names match none of ElectraForPreTraining, ElectraForMaskedLM, ElectraModel", dir.display())]
+    UnknownArchitecture { dir: PathBuf },
+    #[error("reference {}: {message}", path.display())]
+    Reference { path: PathBuf, message: String },
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("checkpoint {}: variable {name} is missing ({hint})", path.display())]
+    MissingVariable {
+        path: PathBuf,
+        name: String,
+        hint: String,
+    },
+    #[error("checkpoint {}: variable {name} has shape {found:?}, expected {expected:?}", path.display())]
+    VariableShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("forward pass failed: {message}")]
+    Compute { message: String },
+}
+
+/// The converted directory, loaded for the forward pass.
+struct Converted {
+    arch: Architecture,
+    config: ModelConfig,
+    model: Electra,
+    notes: Vec<String>,
+}
+
+fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
+    let config = ModelConfig::load(&model_dir.join("config.json"))?;
+    let mut weights = HfWeights::open(model_dir)?;
+    let arch = match config.architecture {
+        Some(arch) => arch,
+        None => {
+            Architecture::from_keys(weights.keys()).ok_or(VerifyError::UnknownArchitecture {
+                dir: model_dir.to_path_buf(),
+            })?
+        }
+    };
+    weights.set_architecture(arch);
+    let model = Electra::load(
+        &mut weights,
+        HfWeights::dims(&config),
+        HfWeights::head_kind(arch),
+        Numerics::transformers(config.layer_norm_eps, config.hidden_act),
+    )?;
+    let unused = weights.unused_keys();
+    if !unused.is_empty() {
+        return Err(VerifyError::UnexpectedTensors {
+            file: weights.file().to_path_buf(),
+            keys: unused,
+        });
+    }
+    let mut notes = Vec::new();
+    if config.architecture.is_none() {
+        notes.push(format!(
+            "config.json has no architectures; {} inferred from the tensor names",
+            arch.class_name()
+        ));
+    }
+    if weights.retied {
+        notes.push(
+            "generator_lm_head.weight is not stored; tied to the word embeddings as transformers does"
+                .into(),
+        );
+    }
+    Ok(Converted {
+        arch,
+        config,
+        model,
+        notes,
+    })
+}
+
+struct Flat {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+fn flatten(t: &candle_core::Tensor) -> Result<Flat, VerifyError> {
+    let shape = t.dims().to_vec();
+    let values = t
+        .flatten_all()
+        .and_then(|f| f.to_vec1::<f32>())
+        .map_err(model::candle_error)?;
+    Ok(Flat { shape, values })
+}
+
+fn outputs_by_name(outputs: &Outputs) -> Result<BTreeMap<&'static str, Flat>, VerifyError> {
+    let mut map = BTreeMap::new();
+    map.insert("last_hidden_state", flatten(&outputs.last_hidden_state)?);
+    if let Some(logits) = &outputs.logits {
+        map.insert("logits", flatten(logits)?);
+    }
+    Ok(map)
+}
+
+fn agreement_for(name: &str, shape: &[usize]) -> Agreement {
+    match (name, shape.len()) {
+        ("logits", 3) => Agreement::ArgmaxLastAxis,
+        ("logits", 2) => Agreement::Sign,
+        _ => Agreement::None,
+    }
+}
+
+const RULE: &str =
+    "numpy allclose: |ours - expected| <= atol + rtol * |expected| for every element, \
+                    at all positions including padded ones; NaN never matches";
+
+/// Run the converted model on the inputs stored in `reference` and compare with its outputs.
+pub fn verify_against_reference(
+    model_dir: &Path,
+    reference: &Path,
+    tol: Tolerance,
+) -> Result<ParityReport, VerifyError> {
+    let converted = load_converted(model_dir)?;
+    let reference = read_reference(reference)?;
+    let ref_path = reference.path.clone();
+    let reference = reference.into_reference()?;
+    let bad = |message: String| VerifyError::Reference {
+        path: ref_path.clone(),
+        message,
+    };
+    converted
+        .model
+        .check_batch(&reference.batch)
+        .map_err(&bad)?;
+    for (name, _, _) in &reference.expected {
+        if name == "logits" && converted.arch == Architecture::Model {
+            return Err(bad(
+                "it holds logits, but an ElectraModel directory has no head (only last_hidden_state can be compared)"
+                    .into(),
+            ));
+        }
+    }
+    let outputs = converted.model.forward(&reference.batch)?;
+    let ours = outputs_by_name(&outputs)?;
+    let mut comparisons = BTreeMap::new();
+    for (name, shape, values) in &reference.expected {
+        let Some(flat) = ours.get(name.as_str()) else {
+            continue;
+        };
+        if &flat.shape != shape {
+            return Err(bad(format!(
+                "{name} has shape {shape:?}, but this {} computes {:?}",
+                converted.arch.class_name(),
+                flat.shape
+            )));
+        }
+        let agreement = agreement_for(name, shape);
+        comparisons.insert(
+            name.clone(),
+            compare(&flat.values, values, shape, tol, agreement),
+        );
+    }
+    let passed = comparisons.values().all(|c| c.passed);
+    Ok(ParityReport {
+        passed,
+        mode: "reference".into(),
+        model_dir: model_dir.to_path_buf(),
+        against: ref_path,
+        architecture: converted.arch.class_name().into(),
+        tolerance: tol,
+        rule: RULE.into(),
+        batch: [reference.batch.batch, reference.batch.seq],
+        seed: None,
+        outputs: comparisons,
+        notes: converted.notes,
+    })
+}
+
+/// Run the converted model and the original checkpoint (by TF names, TF layout) on the same
+/// seeded inputs and compare.
+pub fn verify_against_checkpoint(
+    model_dir: &Path,
+    checkpoint: &Path,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let converted = load_converted(model_dir)?;
+    let variables = tf::open_checkpoint(checkpoint)?;
+    verify_converted_against_tf(model_dir, converted, variables.as_ref(), tol, seed)
+}
+
+fn verify_converted_against_tf(
+    model_dir: &Path,
+    converted: Converted,
+    variables: &dyn TfVariables,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let mut notes = converted.notes;
+    let original = tf::load_original(
+        variables,
+        converted.arch,
+        converted.config.num_attention_heads,
+    )?;
+    notes.extend(original.notes);
+    let hf_dims = converted.model.dims();
+    let tf_dims = original.model.dims();
+    let mut structure_ok = true;
+    for (what, hf, tf) in [
+        ("vocab_size", hf_dims.vocab, tf_dims.vocab),
+        ("embedding_size", hf_dims.embedding, tf_dims.embedding),
+        ("hidden_size", hf_dims.hidden, tf_dims.hidden),
+        (
+            "intermediate_size",
+            hf_dims.intermediate,
+            tf_dims.intermediate,
+        ),
+        ("num_hidden_layers", hf_dims.layers, tf_dims.layers),
+        ("type_vocab_size", hf_dims.type_vocab, tf_dims.type_vocab),
+    ] {
+        if hf != tf {
+            structure_ok = false;
+            notes.push(format!(
+                "{what}: the converted model has {hf}, the checkpoint's {} tower has {tf}",
+                original.scope
+            ));
+        }
+    }
+    let batch = seeded_batch(
+        seed,
+        hf_dims.vocab.min(tf_dims.vocab),
+        hf_dims.max_positions.min(tf_dims.max_positions),
+        hf_dims.type_vocab.min(tf_dims.type_vocab),
+        converted.config.pad_token_id.unwrap_or(0) as u32,
+    );
+    let ours = outputs_by_name(&converted.model.forward(&batch)?)?;
+    let theirs = outputs_by_name(&original.model.forward(&batch)?)?;
+    let mut comparisons = BTreeMap::new();
+    for (name, flat) in &ours {
+        let Some(expected) = theirs.get(name) else {
+            continue;
+        };
+        let comparison = if flat.shape != expected.shape {
+            shape_mismatch(&flat.shape, &expected.shape)
+        } else {
+            let values: Vec<f64> = expected.values.iter().map(|&v| v as f64).collect();
+            compare(
+                &flat.values,
+                &values,
+                &flat.shape,
+                tol,
+                agreement_for(name, &flat.shape),
+            )
+        };
+        comparisons.insert(name.to_string(), comparison);
+    }
+    let passed = structure_ok && comparisons.values().all(|c| c.passed);
+    Ok(ParityReport {
+        passed,
+        mode: "checkpoint".into(),
+        model_dir: model_dir.to_path_buf(),
+        against: variables.path().to_path_buf(),
+        architecture: converted.arch.class_name().into(),
+        tolerance: tol,
+        rule: RULE.into(),
+        batch: [batch.batch, batch.seq],
+        seed: Some(seed),
+        outputs: comparisons,
+        notes,
+    })
+}
+
+/// xorshift64* — small, deterministic, good enough for token ids.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> XorShift {
+        // splitmix64 of the seed, so seed 0 works and nearby seeds diverge.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        XorShift(if z == 0 { 1 } else { z })
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() >> 32) as usize * n) >> 32
+    }
+}
+
+/// The checkpoint-mode inputs: 2 rows of up to 16 tokens; row 1 has its last quarter padded;
+/// two segments (the second half is segment 1 when the model has two token types).
+pub fn seeded_batch(
+    seed: u64,
+    vocab: usize,
+    max_positions: usize,
+    type_vocab: usize,
+    pad_id: u32,
+) -> Batch {
+    let (b, s) = (2, max_positions.clamp(1, 16));
+    let mut rng = XorShift::new(seed);
+    let pad_from = s - s / 4;
+    let mut batch = Batch {
+        batch: b,
+        seq: s,
+        input_ids: Vec::with_capacity(b * s),
+        attention_mask: Vec::with_capacity(b * s),
+        token_type_ids: Vec::with_capacity(b * s),
+    };
+    for row in 0..b {
+        for pos in 0..s {
+            let padded = row == 1 && pos >= pad_from;
+            let id = if padded && (pad_id as usize) < vocab {
+                pad_id
+            } else {
+                rng.below(vocab.max(1)) as u32
+            };
+            batch.input_ids.push(id);
+            batch.attention_mask.push(u8::from(!padded));
+            batch
+                .token_type_ids
+                .push(u32::from(type_vocab >= 2 && pos >= s / 2));
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_batch_shape() {
+        let b = seeded_batch(7, 80, 32, 2, 0);
+        assert_eq!((b.batch, b.seq), (2, 16));
+        assert_eq!(b.attention_mask[..16], [1; 16]);
+        assert_eq!(b.attention_mask[16 + 12..], [0; 4]);
+        assert_eq!(b.input_ids[16 + 12..], [0; 4]);
+        assert_eq!(b.token_type_ids[7], 0);
+        assert_eq!(b.token_type_ids[8], 1);
+        assert!(b.input_ids.iter().all(|&i| i < 80));
+        assert_eq!(b, seeded_batch(7, 80, 32, 2, 0));
+        assert_ne!(b.input_ids, seeded_batch(8, 80, 32, 2, 0).input_ids);
+        let short = seeded_batch(0, 5, 3, 1, 0);
+        assert_eq!(short.seq, 3);
+        assert!(short.token_type_ids.iter().all(|&t| t == 0));
+    }
+}

@@ -1,0 +1,265 @@
+//! The original network, straight from a TF checkpoint: weights looked up by their own
+//! google-research/electra names, in TF layout (kernels `[in, out]`, LayerNorm `gamma`/`beta`,
+//! `discriminator_predictions/dense_1`, `generator_predictions/output_bias`).
+//!
+//! This deliberately does not use the mapping module: it is a second, independent statement of
+//! where every weight lives, so a wrong or swapped mapping entry makes the two forward passes
+//! disagree. Sizes come from the checkpoint's own shapes; only the number of attention heads
+//! (which a checkpoint does not record) comes from the model directory's config.json. The numerics
+//! are the original's (ε = 1e-12, erf GELU, −10000 mask), not config.json's, so a wrong
+//! `layer_norm_eps` or `hidden_act` in the converted config fails this check too.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::config::Architecture;
+use super::model::{Dense, Dims, Electra, HeadKind, Norm, Numerics, Param, WeightProvider};
+use super::VerifyError;
+
+/// Read access to a TF checkpoint's variables (implemented for the project's checkpoint reader;
+/// an in-memory implementation is handy for tests).
+pub trait TfVariables {
+    /// What to call the checkpoint in messages.
+    fn path(&self) -> &Path;
+    /// Shape of `name`, if the checkpoint has it.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Values of a floating-point variable as f32, row-major.
+    fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError>;
+}
+
+/// Open a checkpoint with the project's reader.
+pub(crate) fn open_checkpoint(path: &Path) -> Result<Box<dyn TfVariables>, VerifyError> {
+    Err(VerifyError::Checkpoint {
+        path: path.to_path_buf(),
+        message: "the checkpoint reader is not available in this build".into(),
+    })
+}
+
+/// The original model and how it was found.
+pub(crate) struct Original {
+    pub model: Electra,
+    /// `electra` or `generator`: the tower that was run.
+    pub scope: String,
+    pub notes: Vec<String>,
+}
+
+struct TfWeights<'a> {
+    vars: &'a dyn TfVariables,
+    /// Tower scope: `electra` or `generator`.
+    scope: String,
+    /// Embedding scope: `electra/embeddings` (shared) or `generator/embeddings` (untied).
+    embeddings: String,
+}
+
+impl TfWeights<'_> {
+    fn require_shape(&self, name: &str) -> Result<Vec<usize>, VerifyError> {
+        self.vars.shape(name).ok_or_else(|| VerifyError::MissingVariable {
+            path: self.vars.path().to_path_buf(),
+            name: name.to_string(),
+            hint: format!(
+                "the {} tower of an ELECTRA pretraining checkpoint has it; is this the checkpoint the model was converted from?",
+                self.scope
+            ),
+        })
+    }
+
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Tensor, VerifyError> {
+        let found = self.require_shape(name)?;
+        if found != shape {
+            return Err(VerifyError::VariableShape {
+                path: self.vars.path().to_path_buf(),
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found,
+            });
+        }
+        let values = self.vars.read_f32(name)?;
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(VerifyError::Checkpoint {
+                path: self.vars.path().to_path_buf(),
+                message: format!("{name}: {} values for shape {shape:?}", values.len()),
+            });
+        }
+        Tensor::from_vec(values, shape, &Device::Cpu).map_err(super::model::candle_error)
+    }
+
+    fn layer(&self, l: usize) -> String {
+        format!("{}/encoder/layer_{l}", self.scope)
+    }
+
+    /// Scope of a dense layer or LayerNorm (without `/kernel`, `/gamma`, ...).
+    fn base(&self, param: Param) -> String {
+        match param {
+            Param::WordEmbeddings | Param::GeneratorDecoder => {
+                // TF's MLM logits multiply by the tower's own embedding table.
+                format!("{}/word_embeddings", self.embeddings)
+            }
+            Param::PositionEmbeddings => format!("{}/position_embeddings", self.embeddings),
+            Param::TokenTypeEmbeddings => format!("{}/token_type_embeddings", self.embeddings),
+            Param::EmbeddingsLayerNorm => format!("{}/LayerNorm", self.embeddings),
+            Param::EmbeddingsProject => format!("{}/embeddings_project", self.scope),
+            Param::Query(l) => format!("{}/attention/self/query", self.layer(l)),
+            Param::Key(l) => format!("{}/attention/self/key", self.layer(l)),
+            Param::Value(l) => format!("{}/attention/self/value", self.layer(l)),
+            Param::AttentionOutput(l) => format!("{}/attention/output/dense", self.layer(l)),
+            Param::AttentionLayerNorm(l) => format!("{}/attention/output/LayerNorm", self.layer(l)),
+            Param::Intermediate(l) => format!("{}/intermediate/dense", self.layer(l)),
+            Param::Output(l) => format!("{}/output/dense", self.layer(l)),
+            Param::OutputLayerNorm(l) => format!("{}/output/LayerNorm", self.layer(l)),
+            Param::DiscriminatorDense => "discriminator_predictions/dense".into(),
+            // The head's second dense layer is unnamed in the original code, so TF calls it dense_1.
+            Param::DiscriminatorPrediction => "discriminator_predictions/dense_1".into(),
+            Param::GeneratorDense => "generator_predictions/dense".into(),
+            Param::GeneratorLayerNorm => "generator_predictions/LayerNorm".into(),
+            Param::GeneratorBias => "generator_predictions/output_bias".into(),
+        }
+    }
+}
+
+impl WeightProvider for TfWeights<'_> {
+    fn has(&self, param: Param) -> bool {
+        self.vars
+            .shape(&format!("{}/kernel", self.base(param)))
+            .is_some()
+    }
+
+    fn table(&mut self, param: Param, rows: usize, width: usize) -> Result<Tensor, VerifyError> {
+        self.load(&self.base(param), &[rows, width])
+    }
+
+    fn dense(&mut self, param: Param, d_in: usize, d_out: usize) -> Result<Dense, VerifyError> {
+        let base = self.base(param);
+        Ok(Dense {
+            kernel: self.load(&format!("{base}/kernel"), &[d_in, d_out])?,
+            bias: self.load(&format!("{base}/bias"), &[d_out])?,
+        })
+    }
+
+    fn norm(&mut self, param: Param, width: usize) -> Result<Norm, VerifyError> {
+        let base = self.base(param);
+        Ok(Norm {
+            gamma: self.load(&format!("{base}/gamma"), &[width])?,
+            beta: self.load(&format!("{base}/beta"), &[width])?,
+        })
+    }
+
+    fn vector(&mut self, param: Param, len: usize) -> Result<Tensor, VerifyError> {
+        self.load(&self.base(param), &[len])
+    }
+}
+
+/// Build the original tower + head that corresponds to `arch`, sizes read from the checkpoint.
+pub(crate) fn load_original(
+    vars: &dyn TfVariables,
+    arch: Architecture,
+    heads: usize,
+) -> Result<Original, VerifyError> {
+    let mut notes = Vec::new();
+    let query0 = |scope: &str| format!("{scope}/encoder/layer_0/attention/self/query/kernel");
+    let scope = match arch {
+        Architecture::MaskedLm => {
+            if vars.shape(&query0("generator")).is_some() {
+                "generator"
+            } else {
+                // untied_generator=False / electra_objective=False: one tower serves both.
+                notes.push(
+                    "the checkpoint has no generator/ tower; the generator runs on electra/ (untied_generator=False)"
+                        .into(),
+                );
+                "electra"
+            }
+        }
+        Architecture::PreTraining | Architecture::Model => "electra",
+    };
+    let embeddings =
+        if scope == "generator" && vars.shape("generator/embeddings/word_embeddings").is_some() {
+            notes.push(
+                "the generator has its own generator/embeddings (untied_generator_embeddings=True)"
+                    .into(),
+            );
+            "generator/embeddings".to_string()
+        } else {
+            "electra/embeddings".to_string()
+        };
+    let mut weights = TfWeights {
+        vars,
+        scope: scope.to_string(),
+        embeddings,
+    };
+
+    let word = weights.require_shape(&weights.base(Param::WordEmbeddings))?;
+    let [vocab, embedding] = two_dims(&weights, Param::WordEmbeddings, &word)?;
+    let position = weights.require_shape(&weights.base(Param::PositionEmbeddings))?;
+    let [max_positions, _] = two_dims(&weights, Param::PositionEmbeddings, &position)?;
+    let types = weights.require_shape(&weights.base(Param::TokenTypeEmbeddings))?;
+    let [type_vocab, _] = two_dims(&weights, Param::TokenTypeEmbeddings, &types)?;
+    let project = weights.has(Param::EmbeddingsProject);
+    let hidden = if project {
+        let name = format!("{}/kernel", weights.base(Param::EmbeddingsProject));
+        let shape = weights.require_shape(&name)?;
+        two_dims(&weights, Param::EmbeddingsProject, &shape)?[1]
+    } else {
+        embedding
+    };
+    let mut layers = 0;
+    while vars
+        .shape(&format!(
+            "{}/attention/self/query/kernel",
+            weights.layer(layers)
+        ))
+        .is_some()
+    {
+        layers += 1;
+    }
+    let intermediate = if layers > 0 {
+        let name = format!("{}/kernel", weights.base(Param::Intermediate(0)));
+        let shape = weights.require_shape(&name)?;
+        two_dims(&weights, Param::Intermediate(0), &shape)?[1]
+    } else {
+        0
+    };
+    if heads == 0 || hidden % heads != 0 {
+        return Err(VerifyError::Checkpoint {
+            path: vars.path().to_path_buf(),
+            message: format!(
+                "the {scope} tower's hidden size {hidden} is not divisible by num_attention_heads {heads} from config.json"
+            ),
+        });
+    }
+    let dims = Dims {
+        vocab,
+        embedding,
+        hidden,
+        intermediate,
+        layers,
+        heads,
+        max_positions,
+        type_vocab,
+        project,
+    };
+    let head = match arch {
+        Architecture::PreTraining => HeadKind::Discriminator,
+        Architecture::MaskedLm => HeadKind::Generator,
+        Architecture::Model => HeadKind::None,
+    };
+    let model = Electra::load(&mut weights, dims, head, Numerics::tensorflow_original())?;
+    Ok(Original {
+        model,
+        scope: scope.to_string(),
+        notes,
+    })
+}
+
+fn two_dims(w: &TfWeights<'_>, param: Param, shape: &[usize]) -> Result<[usize; 2], VerifyError> {
+    match shape {
+        [a, b] => Ok([*a, *b]),
+        _ => Err(VerifyError::Checkpoint {
+            path: w.vars.path().to_path_buf(),
+            message: format!(
+                "{} has shape {shape:?}, expected 2 dimensions",
+                w.base(param)
+            ),
+        }),
+    }
+}
