@@ -16,6 +16,8 @@ pub mod slices;
 pub mod table;
 #[doc(hidden)]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod varint;
 
 use std::borrow::Cow;
@@ -153,7 +155,7 @@ impl Checkpoint {
             } else {
                 CheckpointError::Io {
                     path: index_path.clone(),
-                    source,
+                    error: source,
                 }
             }
         })?;
@@ -166,7 +168,7 @@ impl Checkpoint {
         let index_path = resolve::with_suffix(prefix, ".index");
         let entries = table::parse_table(bytes).map_err(|source| CheckpointError::Index {
             path: index_path.clone(),
-            source,
+            error: source,
         })?;
         let (first, rest) = match entries.split_first() {
             Some((first, rest)) if first.key.is_empty() => (first, rest),
@@ -178,7 +180,7 @@ impl Checkpoint {
             proto::decode_header(&first.value).map_err(|source| CheckpointError::BadProto {
                 path: index_path.clone(),
                 key: String::new(),
-                source,
+                error: source,
             })?;
         check_header(&header, &index_path)?;
 
@@ -191,7 +193,7 @@ impl Checkpoint {
                 proto::decode_entry(&entry.value).map_err(|source| CheckpointError::BadProto {
                     path: index_path.clone(),
                     key: name.clone(),
-                    source,
+                    error: source,
                 })?;
             let shape = check_shape(&proto.shape).map_err(|reason| CheckpointError::BadEntry {
                 path: index_path.clone(),
@@ -327,6 +329,16 @@ impl Checkpoint {
         &self.tensors
     }
 
+    /// Bytes the tensor occupies in the data files (all slices of a partitioned variable;
+    /// for strings this includes lengths and checksum). `None` if there is no such tensor.
+    pub fn stored_len(&self, name: &str) -> Option<u64> {
+        let i = self.position(name)?;
+        Some(match &self.layouts[i] {
+            Layout::Plain(stored) => stored.size,
+            Layout::Partitioned(parts) => parts.iter().map(|(_, s)| s.size).sum(),
+        })
+    }
+
     /// Iterate over the listed tensors.
     pub fn iter(&self) -> std::slice::Iter<'_, TensorInfo> {
         self.tensors.iter()
@@ -387,7 +399,7 @@ impl Checkpoint {
             } else {
                 CheckpointError::Io {
                     path: shard.path.clone(),
-                    source,
+                    error: source,
                 }
             }
         })?;
@@ -395,7 +407,7 @@ impl Checkpoint {
             .metadata()
             .map_err(|source| CheckpointError::Io {
                 path: shard.path.clone(),
-                source,
+                error: source,
             })?
             .len();
         if len < shard.needed {
@@ -414,7 +426,7 @@ impl Checkpoint {
             let map =
                 unsafe { memmap2::Mmap::map(&file) }.map_err(|source| CheckpointError::Io {
                     path: shard.path.clone(),
-                    source,
+                    error: source,
                 })?;
             ShardData::Mapped(map)
         };
@@ -701,7 +713,7 @@ fn shard_len_ok(shard: &Shard, prefix: &Path) -> Result<(), CheckpointError> {
         }),
         Err(source) => Err(CheckpointError::Io {
             path: shard.path.clone(),
-            source,
+            error: source,
         }),
     }
 }
