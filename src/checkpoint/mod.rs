@@ -80,6 +80,8 @@ enum Layout {
     Plain(Stored),
     /// Slice regions and where each slice is stored.
     Partitioned(Vec<(slices::Region, Stored)>),
+    /// A partitioned variable of a dtype without a fixed element size: listed, not readable.
+    Unassemblable,
 }
 
 /// A data shard referenced by at least one entry.
@@ -227,11 +229,14 @@ impl Checkpoint {
                 continue;
             }
             // A full-tensor entry: locate and check every slice.
-            let elem = dtype.element_size().ok_or_else(|| {
-                bad(format!(
-                    "partitioned variables of dtype {dtype} cannot be assembled"
-                ))
-            })?;
+            let Some(elem) = dtype.element_size() else {
+                // TF cannot assemble these either; list the variable, refuse to read it.
+                for slice in &proto.slices {
+                    slice_keys.insert(slices::encode_slice_key(key, slice));
+                }
+                listed.push((info, Layout::Unassemblable));
+                continue;
+            };
             let mut parts = Vec::with_capacity(proto.slices.len());
             for slice in &proto.slices {
                 let region = slices::slice_region(slice, shape).map_err(&bad)?;
@@ -336,6 +341,7 @@ impl Checkpoint {
         Some(match &self.layouts[i] {
             Layout::Plain(stored) => stored.size,
             Layout::Partitioned(parts) => parts.iter().map(|(_, s)| s.size).sum(),
+            Layout::Unassemblable => 0,
         })
     }
 
@@ -525,6 +531,7 @@ impl Checkpoint {
                 }
                 Ok(Cow::Owned(out))
             }
+            Layout::Unassemblable => Err(unassemblable(info)),
         }
     }
 
@@ -609,7 +616,7 @@ impl Checkpoint {
         }
         let stored = match &self.layouts[i] {
             Layout::Plain(stored) => stored,
-            Layout::Partitioned(_) => unreachable_partitioned_string(info)?,
+            Layout::Partitioned(_) | Layout::Unassemblable => return Err(unassemblable(info)),
         };
         let n = info.num_elements() as usize; // validated: n + 4 <= size, or n == 0
         if stored.size == 0 {
@@ -684,12 +691,14 @@ impl Checkpoint {
     }
 }
 
-fn unreachable_partitioned_string(info: &TensorInfo) -> Result<&'static Stored, CheckpointError> {
-    // Open rejects partitioned variables without a fixed element size.
-    Err(CheckpointError::BadSlices {
+fn unassemblable(info: &TensorInfo) -> CheckpointError {
+    CheckpointError::BadSlices {
         tensor: info.name.clone(),
-        reason: "partitioned string tensors cannot be assembled".into(),
-    })
+        reason: format!(
+            "it is saved in {} slices and {} slices cannot be assembled (TensorFlow cannot either)",
+            info.partitions, info.dtype
+        ),
+    }
 }
 
 fn shard_len_ok(shard: &Shard, prefix: &Path) -> Result<(), CheckpointError> {

@@ -352,3 +352,21 @@ fn empty_checkpoint_and_zero_size_tensors() {
         Err(CheckpointError::TensorNotFound { .. })
     ));
 }
+
+#[test]
+fn partitioned_strings_are_listed_but_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = EntrySpec {
+        dtype: DType::String.to_proto(),
+        shape: vec![4],
+        slices: vec![slice(&[Some((0, 2))]), slice(&[Some((2, 2))])],
+        ..Default::default()
+    };
+    let prefix = write(tmp.path(), &raw_index(1, &[(b"s", full)]), &[]);
+    let ckpt = Checkpoint::open(&prefix).unwrap();
+    assert_eq!(ckpt.get("s").unwrap().partitions, 2);
+    assert!(matches!(
+        ckpt.read_strings("s"),
+        Err(CheckpointError::BadSlices { .. })
+    ));
+}
