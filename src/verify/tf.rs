@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor};
 use super::config::Architecture;
 use super::model::{Dense, Dims, Electra, HeadKind, Norm, Numerics, Param, WeightProvider};
 use super::VerifyError;
+use crate::checkpoint::Checkpoint;
 
 /// Read access to a TF checkpoint's variables (implemented for the project's checkpoint reader;
 /// an in-memory implementation is handy for tests).
@@ -30,10 +31,32 @@ pub trait TfVariables {
 
 /// Open a checkpoint with the project's reader.
 pub(crate) fn open_checkpoint(path: &Path) -> Result<Box<dyn TfVariables>, VerifyError> {
-    Err(VerifyError::Checkpoint {
+    let checkpoint = Checkpoint::open(path).map_err(|e| VerifyError::Checkpoint {
         path: path.to_path_buf(),
-        message: "the checkpoint reader is not available in this build".into(),
-    })
+        message: e.to_string(),
+    })?;
+    Ok(Box::new(checkpoint))
+}
+
+impl TfVariables for Checkpoint {
+    fn path(&self) -> &Path {
+        self.prefix()
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let info = self.get(name)?;
+        info.shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect()
+    }
+
+    fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError> {
+        Checkpoint::read_f32(self, name).map_err(|e| VerifyError::Checkpoint {
+            path: self.prefix().to_path_buf(),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// The original model and how it was found.
