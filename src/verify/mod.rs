@@ -12,6 +12,8 @@
 //! Comparison rule: numpy's `allclose`, `|ours - expected| <= atol + rtol * |expected|` for every
 //! element, at every position including padded ones (transformers computes those too).
 
+#[doc(hidden)]
+pub mod bench;
 pub mod compare;
 pub mod config;
 mod hf;
