@@ -508,7 +508,8 @@ fn resolve_job(
 
     let checkpoint = table.required("checkpoint", JobTable::path)?;
     let model: ModelKind = table.required("model", JobTable::choice)?;
-    let output = table.required("output", JobTable::path)?;
+    let output_as_written = table.required("output", JobTable::string)?;
+    let output = resolve_path(base, Path::new(&output_as_written));
     let cased = table.boolean("cased")?.unwrap_or(false);
     let uncased = table.boolean("uncased")?.unwrap_or(false);
     if cased && uncased {
@@ -535,7 +536,7 @@ fn resolve_job(
         json: false,
         output: output.clone(),
     };
-    let name = name.unwrap_or_else(|| output.display().to_string());
+    let name = name.unwrap_or(output_as_written);
     Ok(Job { index, name, args })
 }
 
@@ -992,7 +993,7 @@ pub fn junit_xml(info: &RunInfo, records: &[JobRecord]) -> String {
                     xml,
                     ">\n      <failure message=\"{}\" type=\"{kind}\">{}</failure>\n    </testcase>\n",
                     xml_escape(error),
-                    xml_escape(&format!(
+                    xml_escape_text(&format!(
                         "{error}\noutput: {}",
                         r.output.display()
                     ))
@@ -1024,6 +1025,14 @@ pub fn xml_escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Escape element text: like [`xml_escape`], but newlines and tabs stay literal.
+fn xml_escape_text(text: &str) -> String {
+    xml_escape(text)
+        .replace("&#10;", "\n")
+        .replace("&#13;", "\r")
+        .replace("&#9;", "\t")
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
@@ -1167,7 +1176,10 @@ verify = false
         assert_eq!(a.rtol, 0.0, "an integer is accepted as a tolerance");
 
         let b = &m.jobs[1];
-        assert_eq!(b.name, "sweep/out/small-gen", "name defaults to the output");
+        assert_eq!(
+            b.name, "./out/small-gen",
+            "name defaults to the output as written"
+        );
         assert_eq!(b.args.dtype, OutputDtype::F16, "inherited from [defaults]");
         assert!(!b.args.verify);
         assert_eq!(b.args.atol, 0.001);
