@@ -6,7 +6,9 @@ use super::proto::ProtoError;
 use super::table::TableError;
 
 /// Everything that can go wrong opening or reading a checkpoint. Each message says what went
-/// wrong, where (file, byte offset, tensor) and what to do about it.
+/// wrong, where (file, byte offset, tensor) and what to do about it. Messages are complete on
+/// their own: lower-level causes are embedded in the text (fields named `error`), not chained as
+/// `source()`, so `{:#}` printing does not repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: no such file or directory; pass a checkpoint prefix (e.g. model.ckpt-1000), its .index file, or the directory holding it")]
@@ -43,29 +45,23 @@ pub enum CheckpointError {
         hint: String,
     },
 
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
-    #[error("{path} is not a valid checkpoint index: {source}; the file is damaged or not a TF V2 checkpoint, re-copy or re-save it")]
-    Index {
-        path: PathBuf,
-        #[source]
-        source: TableError,
-    },
+    #[error("{path} is not a valid checkpoint index: {error}; the file is damaged or not a TF V2 checkpoint, re-copy or re-save it")]
+    Index { path: PathBuf, error: TableError },
 
     #[error("{path}: the index has no header entry (its first key is not empty); not a TF V2 checkpoint index")]
     MissingHeader { path: PathBuf },
 
-    #[error("{path}: cannot parse the entry for {key:?}: {source}; the index is damaged")]
+    #[error("{path}: cannot parse the entry for {key:?}: {error}; the index is damaged")]
     BadProto {
         path: PathBuf,
         key: String,
-        #[source]
-        source: ProtoError,
+        error: ProtoError,
     },
 
     #[error("{path}: unusable header: {reason}")]

@@ -16,6 +16,8 @@ pub mod slices;
 pub mod table;
 #[doc(hidden)]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod varint;
 
 use std::borrow::Cow;
@@ -78,6 +80,8 @@ enum Layout {
     Plain(Stored),
     /// Slice regions and where each slice is stored.
     Partitioned(Vec<(slices::Region, Stored)>),
+    /// A partitioned variable of a dtype without a fixed element size: listed, not readable.
+    Unassemblable,
 }
 
 /// A data shard referenced by at least one entry.
@@ -153,7 +157,7 @@ impl Checkpoint {
             } else {
                 CheckpointError::Io {
                     path: index_path.clone(),
-                    source,
+                    error: source,
                 }
             }
         })?;
@@ -166,7 +170,7 @@ impl Checkpoint {
         let index_path = resolve::with_suffix(prefix, ".index");
         let entries = table::parse_table(bytes).map_err(|source| CheckpointError::Index {
             path: index_path.clone(),
-            source,
+            error: source,
         })?;
         let (first, rest) = match entries.split_first() {
             Some((first, rest)) if first.key.is_empty() => (first, rest),
@@ -178,7 +182,7 @@ impl Checkpoint {
             proto::decode_header(&first.value).map_err(|source| CheckpointError::BadProto {
                 path: index_path.clone(),
                 key: String::new(),
-                source,
+                error: source,
             })?;
         check_header(&header, &index_path)?;
 
@@ -191,7 +195,7 @@ impl Checkpoint {
                 proto::decode_entry(&entry.value).map_err(|source| CheckpointError::BadProto {
                     path: index_path.clone(),
                     key: name.clone(),
-                    source,
+                    error: source,
                 })?;
             let shape = check_shape(&proto.shape).map_err(|reason| CheckpointError::BadEntry {
                 path: index_path.clone(),
@@ -225,11 +229,14 @@ impl Checkpoint {
                 continue;
             }
             // A full-tensor entry: locate and check every slice.
-            let elem = dtype.element_size().ok_or_else(|| {
-                bad(format!(
-                    "partitioned variables of dtype {dtype} cannot be assembled"
-                ))
-            })?;
+            let Some(elem) = dtype.element_size() else {
+                // TF cannot assemble these either; list the variable, refuse to read it.
+                for slice in &proto.slices {
+                    slice_keys.insert(slices::encode_slice_key(key, slice));
+                }
+                listed.push((info, Layout::Unassemblable));
+                continue;
+            };
             let mut parts = Vec::with_capacity(proto.slices.len());
             for slice in &proto.slices {
                 let region = slices::slice_region(slice, shape).map_err(&bad)?;
@@ -327,6 +334,17 @@ impl Checkpoint {
         &self.tensors
     }
 
+    /// Bytes the tensor occupies in the data files (all slices of a partitioned variable;
+    /// for strings this includes lengths and checksum). `None` if there is no such tensor.
+    pub fn stored_len(&self, name: &str) -> Option<u64> {
+        let i = self.position(name)?;
+        Some(match &self.layouts[i] {
+            Layout::Plain(stored) => stored.size,
+            Layout::Partitioned(parts) => parts.iter().map(|(_, s)| s.size).sum(),
+            Layout::Unassemblable => 0,
+        })
+    }
+
     /// Iterate over the listed tensors.
     pub fn iter(&self) -> std::slice::Iter<'_, TensorInfo> {
         self.tensors.iter()
@@ -387,7 +405,7 @@ impl Checkpoint {
             } else {
                 CheckpointError::Io {
                     path: shard.path.clone(),
-                    source,
+                    error: source,
                 }
             }
         })?;
@@ -395,7 +413,7 @@ impl Checkpoint {
             .metadata()
             .map_err(|source| CheckpointError::Io {
                 path: shard.path.clone(),
-                source,
+                error: source,
             })?
             .len();
         if len < shard.needed {
@@ -414,7 +432,7 @@ impl Checkpoint {
             let map =
                 unsafe { memmap2::Mmap::map(&file) }.map_err(|source| CheckpointError::Io {
                     path: shard.path.clone(),
-                    source,
+                    error: source,
                 })?;
             ShardData::Mapped(map)
         };
@@ -513,6 +531,7 @@ impl Checkpoint {
                 }
                 Ok(Cow::Owned(out))
             }
+            Layout::Unassemblable => Err(unassemblable(info)),
         }
     }
 
@@ -597,7 +616,7 @@ impl Checkpoint {
         }
         let stored = match &self.layouts[i] {
             Layout::Plain(stored) => stored,
-            Layout::Partitioned(_) => unreachable_partitioned_string(info)?,
+            Layout::Partitioned(_) | Layout::Unassemblable => return Err(unassemblable(info)),
         };
         let n = info.num_elements() as usize; // validated: n + 4 <= size, or n == 0
         if stored.size == 0 {
@@ -672,12 +691,14 @@ impl Checkpoint {
     }
 }
 
-fn unreachable_partitioned_string(info: &TensorInfo) -> Result<&'static Stored, CheckpointError> {
-    // Open rejects partitioned variables without a fixed element size.
-    Err(CheckpointError::BadSlices {
+fn unassemblable(info: &TensorInfo) -> CheckpointError {
+    CheckpointError::BadSlices {
         tensor: info.name.clone(),
-        reason: "partitioned string tensors cannot be assembled".into(),
-    })
+        reason: format!(
+            "it is saved in {} slices and {} slices cannot be assembled (TensorFlow cannot either)",
+            info.partitions, info.dtype
+        ),
+    }
 }
 
 fn shard_len_ok(shard: &Shard, prefix: &Path) -> Result<(), CheckpointError> {
@@ -701,7 +722,7 @@ fn shard_len_ok(shard: &Shard, prefix: &Path) -> Result<(), CheckpointError> {
         }),
         Err(source) => Err(CheckpointError::Io {
             path: shard.path.clone(),
-            source,
+            error: source,
         }),
     }
 }

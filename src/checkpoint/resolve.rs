@@ -27,15 +27,10 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
     if with_suffix(&prefix, ".index").is_file() {
         return Ok(prefix);
     }
-    if !path.exists() && !prefix.exists() {
-        let parent_exists = prefix
-            .parent()
-            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
-        if !parent_exists {
-            return Err(CheckpointError::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+    if !path.exists() && !has_files_starting_with(&prefix) {
+        return Err(CheckpointError::NotFound {
+            path: path.to_path_buf(),
+        });
     }
     let hint = if path.is_file() && prefix == path {
         format!(
@@ -46,6 +41,27 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
         String::new()
     };
     Err(CheckpointError::NoIndex { prefix, hint })
+}
+
+/// Does any file next to `prefix` start with its file name (`prefix.data-*`, `prefix.meta`)?
+fn has_files_starting_with(prefix: &Path) -> bool {
+    let (Some(name), parent) = (prefix.file_name(), prefix.parent()) else {
+        return false;
+    };
+    let parent = match parent {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    std::fs::read_dir(parent).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|f| f.starts_with(name) && f.len() > name.len())
+        })
+    })
 }
 
 /// Strip `.index`, `.meta` or `.data-<digits>-of-<digits>` from a file name.
@@ -76,7 +92,7 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CheckpointError> {
     if state_file.is_file() {
         let text = std::fs::read(&state_file).map_err(|source| CheckpointError::Io {
             path: state_file.clone(),
-            source,
+            error: source,
         })?;
         let named =
             parse_state_file(&text).map_err(|(line, reason)| CheckpointError::StateFileSyntax {
@@ -117,13 +133,13 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CheckpointError> {
     }
     let entries = std::fs::read_dir(dir).map_err(|source| CheckpointError::Io {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     })?;
     let mut candidates = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| CheckpointError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         let name = entry.file_name();
         if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".index")) {
