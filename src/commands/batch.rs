@@ -215,8 +215,11 @@ impl Display {
         };
         let bar = multi.insert_before(&self.overall, ProgressBar::new(0));
         bar.set_style(
-            ProgressStyle::with_template("  {prefix}: {msg} {wide_bar} {percent}%")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "  {prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(job.name.clone());
         bar
