@@ -1,0 +1,379 @@
+//! Hand-rolled decoding of the few protobuf messages a tensor bundle uses:
+//! `BundleHeaderProto`, `VersionDef`, `BundleEntryProto`, `TensorShapeProto` and
+//! `TensorSliceProto`. Unknown fields are skipped (forward compatibility, as protobuf does);
+//! malformed wire data is an error. Nothing here allocates more than the input length.
+
+use super::varint::{fixed32, fixed64, read_varint64};
+
+/// Decoding failure with the byte offset inside the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at byte {offset} of the {context})")]
+pub struct ProtoError {
+    pub context: &'static str,
+    pub offset: usize,
+    pub message: String,
+}
+
+/// `BundleHeaderProto.Endianness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Endianness {
+    #[default]
+    Little,
+    Big,
+}
+
+/// `VersionDef`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VersionDef {
+    pub producer: i32,
+    pub min_consumer: i32,
+    pub bad_consumers: Vec<i32>,
+}
+
+/// `BundleHeaderProto`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BundleHeader {
+    pub num_shards: i32,
+    pub endianness: Endianness,
+    /// Raw enum value (0 little, 1 big); anything else is rejected by validation.
+    pub endianness_raw: i32,
+    pub version: VersionDef,
+}
+
+/// `TensorSliceProto.Extent`: `length: None` means the whole dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extent {
+    pub start: i64,
+    pub length: Option<i64>,
+}
+
+/// `TensorSliceProto`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TensorSlice {
+    pub extents: Vec<Extent>,
+}
+
+/// `TensorShapeProto` (dim names are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TensorShape {
+    pub dims: Vec<i64>,
+    pub unknown_rank: bool,
+}
+
+/// `BundleEntryProto`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BundleEntry {
+    pub dtype: i32,
+    /// A missing shape means a scalar.
+    pub shape: TensorShape,
+    pub shard_id: i32,
+    pub offset: i64,
+    pub size: i64,
+    /// Masked CRC32C as stored.
+    pub crc32c: u32,
+    pub slices: Vec<TensorSlice>,
+}
+
+/// One decoded field of the wire format.
+enum Value<'a> {
+    Varint(u64),
+    #[allow(dead_code)] // no bundle field uses it; decoded only to be skipped
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// Iterate `(field number, value)` pairs of a serialized message.
+struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    context: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(buf: &'a [u8], context: &'static str) -> Self {
+        Fields {
+            buf,
+            pos: 0,
+            context,
+        }
+    }
+
+    fn err(&self, offset: usize, message: impl Into<String>) -> ProtoError {
+        ProtoError {
+            context: self.context,
+            offset,
+            message: message.into(),
+        }
+    }
+
+    fn next_field(&mut self) -> Option<Result<(u32, Value<'a>), ProtoError>> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        Some(self.decode())
+    }
+
+    fn decode(&mut self) -> Result<(u32, Value<'a>), ProtoError> {
+        let start = self.pos;
+        let tag = read_varint64(self.buf, &mut self.pos)
+            .map_err(|e| self.err(start, format!("field tag: {e}")))?;
+        let field = tag >> 3;
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return Err(self.err(start, format!("invalid field number {field}")));
+        }
+        let value = match tag & 7 {
+            0 => Value::Varint(
+                read_varint64(self.buf, &mut self.pos)
+                    .map_err(|e| self.err(start, format!("field {field}: {e}")))?,
+            ),
+            1 => {
+                let v = fixed64(self.buf, self.pos)
+                    .ok_or_else(|| self.err(start, format!("field {field}: truncated fixed64")))?;
+                self.pos += 8;
+                Value::Fixed64(v)
+            }
+            2 => {
+                let len = read_varint64(self.buf, &mut self.pos)
+                    .map_err(|e| self.err(start, format!("field {field} length: {e}")))?;
+                let end = usize::try_from(len)
+                    .ok()
+                    .and_then(|len| self.pos.checked_add(len))
+                    .filter(|&end| end <= self.buf.len())
+                    .ok_or_else(|| {
+                        self.err(
+                            start,
+                            format!("field {field}: length {len} runs past the end of the message"),
+                        )
+                    })?;
+                let bytes = &self.buf[self.pos..end];
+                self.pos = end;
+                Value::Bytes(bytes)
+            }
+            5 => {
+                let v = fixed32(self.buf, self.pos)
+                    .ok_or_else(|| self.err(start, format!("field {field}: truncated fixed32")))?;
+                self.pos += 4;
+                Value::Fixed32(v)
+            }
+            other => {
+                return Err(self.err(
+                    start,
+                    format!("field {field}: unsupported wire type {other}"),
+                ))
+            }
+        };
+        Ok((field as u32, value))
+    }
+}
+
+fn wrong_type(context: &'static str, field: u32) -> ProtoError {
+    ProtoError {
+        context,
+        offset: 0,
+        message: format!("field {field} has the wrong wire type"),
+    }
+}
+
+/// Protobuf int32: a varint whose low 32 bits are the two's-complement value.
+fn as_i32(v: u64) -> i32 {
+    v as u32 as i32
+}
+
+fn decode_version(buf: &[u8]) -> Result<VersionDef, ProtoError> {
+    const CTX: &str = "VersionDef";
+    let mut out = VersionDef::default();
+    let mut fields = Fields::new(buf, CTX);
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Value::Varint(v)) => out.producer = as_i32(v),
+            (2, Value::Varint(v)) => out.min_consumer = as_i32(v),
+            (3, Value::Varint(v)) => out.bad_consumers.push(as_i32(v)),
+            (3, Value::Bytes(packed)) => {
+                let mut pos = 0;
+                while pos < packed.len() {
+                    let v = read_varint64(packed, &mut pos).map_err(|e| ProtoError {
+                        context: CTX,
+                        offset: pos,
+                        message: format!("packed bad_consumers: {e}"),
+                    })?;
+                    out.bad_consumers.push(as_i32(v));
+                }
+            }
+            (f @ 1..=3, _) => return Err(wrong_type(CTX, f)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Decode a `BundleHeaderProto` (the value of the empty key).
+pub fn decode_header(buf: &[u8]) -> Result<BundleHeader, ProtoError> {
+    const CTX: &str = "BundleHeaderProto";
+    let mut out = BundleHeader::default();
+    let mut fields = Fields::new(buf, CTX);
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Value::Varint(v)) => out.num_shards = as_i32(v),
+            (2, Value::Varint(v)) => {
+                out.endianness_raw = as_i32(v);
+                out.endianness = if v == 1 {
+                    Endianness::Big
+                } else {
+                    Endianness::Little
+                };
+            }
+            (3, Value::Bytes(b)) => out.version = decode_version(b)?,
+            (f @ 1..=3, _) => return Err(wrong_type(CTX, f)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Decode a `TensorShapeProto`.
+pub fn decode_shape(buf: &[u8]) -> Result<TensorShape, ProtoError> {
+    const CTX: &str = "TensorShapeProto";
+    let mut out = TensorShape::default();
+    let mut fields = Fields::new(buf, CTX);
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (2, Value::Bytes(dim)) => {
+                let mut size = 0i64;
+                let mut dim_fields = Fields::new(dim, "TensorShapeProto.Dim");
+                while let Some(f) = dim_fields.next_field() {
+                    match f? {
+                        (1, Value::Varint(v)) => size = v as i64,
+                        (1, _) => return Err(wrong_type("TensorShapeProto.Dim", 1)),
+                        _ => {}
+                    }
+                }
+                out.dims.push(size);
+            }
+            (3, Value::Varint(v)) => out.unknown_rank = v != 0,
+            (f @ 2..=3, _) => return Err(wrong_type(CTX, f)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Decode a `TensorSliceProto`.
+pub fn decode_slice(buf: &[u8]) -> Result<TensorSlice, ProtoError> {
+    const CTX: &str = "TensorSliceProto";
+    let mut out = TensorSlice::default();
+    let mut fields = Fields::new(buf, CTX);
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Value::Bytes(ext)) => {
+                let mut extent = Extent::default();
+                let mut ext_fields = Fields::new(ext, "TensorSliceProto.Extent");
+                while let Some(f) = ext_fields.next_field() {
+                    match f? {
+                        (1, Value::Varint(v)) => extent.start = v as i64,
+                        (2, Value::Varint(v)) => extent.length = Some(v as i64),
+                        (f @ 1..=2, _) => return Err(wrong_type("TensorSliceProto.Extent", f)),
+                        _ => {}
+                    }
+                }
+                out.extents.push(extent);
+            }
+            (1, _) => return Err(wrong_type(CTX, 1)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Decode a `BundleEntryProto`.
+pub fn decode_entry(buf: &[u8]) -> Result<BundleEntry, ProtoError> {
+    const CTX: &str = "BundleEntryProto";
+    let mut out = BundleEntry::default();
+    let mut fields = Fields::new(buf, CTX);
+    while let Some(field) = fields.next_field() {
+        match field? {
+            (1, Value::Varint(v)) => out.dtype = as_i32(v),
+            (2, Value::Bytes(b)) => out.shape = decode_shape(b)?,
+            (3, Value::Varint(v)) => out.shard_id = as_i32(v),
+            (4, Value::Varint(v)) => out.offset = v as i64,
+            (5, Value::Varint(v)) => out.size = v as i64,
+            (6, Value::Fixed32(v)) => out.crc32c = v,
+            (7, Value::Bytes(b)) => out.slices.push(decode_slice(b)?),
+            (f @ 1..=7, _) => return Err(wrong_type(CTX, f)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_bytes_from_tf() {
+        let h = decode_header(&[0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]).unwrap();
+        assert_eq!(h.num_shards, 1);
+        assert_eq!(h.endianness, Endianness::Little);
+        assert_eq!(h.version.producer, 1);
+        assert_eq!(h.version.min_consumer, 0);
+        let h =
+            decode_header(&[0x08, 0x02, 0x10, 0x01, 0x1a, 0x04, 0x08, 0x01, 0x1a, 0x00]).unwrap();
+        assert_eq!(h.num_shards, 2);
+        assert_eq!(h.endianness, Endianness::Big);
+        assert!(h.version.bad_consumers.is_empty());
+        let h = decode_header(&[0x1a, 0x04, 0x18, 0x01, 0x18, 0x05]).unwrap();
+        assert_eq!(h.version.bad_consumers, [1, 5]);
+    }
+
+    #[test]
+    fn entry_bytes_from_tf() {
+        // float32 [1] at offset 0, size 4, crc 0x2bdaa581 (the tiny fixture's entry).
+        let e = decode_entry(&[
+            0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 0x08, 0x01, 0x28, 0x04, 0x35, 0x81, 0xa5, 0xda,
+            0x2b,
+        ])
+        .unwrap();
+        assert_eq!(e.dtype, 1);
+        assert_eq!(e.shape.dims, [1]);
+        assert_eq!((e.shard_id, e.offset, e.size), (0, 0, 4));
+        assert_eq!(e.crc32c, 0x2bda_a581);
+        // Shape [0,3]: the zero dim is an empty Dim.
+        let s = decode_shape(&[0x12, 0x00, 0x12, 0x02, 0x08, 0x03]).unwrap();
+        assert_eq!(s.dims, [0, 3]);
+        // Scalar: empty shape.
+        assert_eq!(decode_shape(&[]).unwrap().dims, Vec::<i64>::new());
+    }
+
+    #[test]
+    fn slice_extents_keep_presence() {
+        // `-:1,9` -> full extent, then start 1 length 9.
+        let e =
+            decode_entry(&[0x3a, 0x08, 0x0a, 0x00, 0x0a, 0x04, 0x08, 0x01, 0x10, 0x09]).unwrap();
+        assert_eq!(
+            e.slices[0].extents,
+            [
+                Extent {
+                    start: 0,
+                    length: None
+                },
+                Extent {
+                    start: 1,
+                    length: Some(9)
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_messages() {
+        assert!(decode_entry(&[0x12, 0x05, 0x00]).is_err()); // length past end
+        assert!(decode_entry(&[0x08]).is_err()); // truncated varint
+        assert!(decode_entry(&[0x0b]).is_err()); // group wire type
+        assert!(decode_entry(&[0x35, 0x00]).is_err()); // truncated fixed32
+        assert!(decode_entry(&[0x0a, 0x00]).is_err()); // dtype with bytes wire type
+        assert!(decode_entry(&[0x00]).is_err()); // field 0
+                                                 // Unknown fields are skipped.
+        assert_eq!(decode_entry(&[0x48, 0x05, 0x08, 0x01]).unwrap().dtype, 1);
+    }
+}
