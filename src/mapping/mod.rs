@@ -328,18 +328,56 @@ fn check_model_present(kind: ModelKind, vars: &[SourceVar]) -> Result<(), Mappin
     if available.contains(&kind) {
         return Ok(());
     }
-    let needed = match kind {
-        ModelKind::Discriminator => {
-            "the discriminator tower `electra/encoder/*` and its replaced-token head `discriminator_predictions/*`"
-        }
-        ModelKind::Generator => {
-            "a generator tower `generator/encoder/*` and its masked-LM head `generator_predictions/*`"
-        }
-        ModelKind::Encoder => "the discriminator tower `electra/encoder/*`",
-        ModelKind::Both => {
-            "both the discriminator (`electra/encoder/*` + `discriminator_predictions/*`) and the generator (`generator/encoder/*` + `generator_predictions/*`)"
-        }
+    let parts: &[(&str, &str)] = match kind {
+        ModelKind::Discriminator => &[
+            (
+                "electra/encoder/",
+                "the discriminator tower `electra/encoder/*`",
+            ),
+            (
+                "discriminator_predictions/",
+                "the replaced-token head `discriminator_predictions/*`",
+            ),
+        ],
+        ModelKind::Generator => &[
+            (
+                "generator/encoder/",
+                "a generator tower `generator/encoder/*`",
+            ),
+            (
+                "generator_predictions/",
+                "the masked-LM head `generator_predictions/*`",
+            ),
+        ],
+        ModelKind::Encoder => &[(
+            "electra/encoder/",
+            "the discriminator tower `electra/encoder/*`",
+        )],
+        ModelKind::Both => &[
+            (
+                "electra/encoder/",
+                "the discriminator tower `electra/encoder/*`",
+            ),
+            (
+                "discriminator_predictions/",
+                "the replaced-token head `discriminator_predictions/*`",
+            ),
+            (
+                "generator/encoder/",
+                "a generator tower `generator/encoder/*`",
+            ),
+            (
+                "generator_predictions/",
+                "the masked-LM head `generator_predictions/*`",
+            ),
+        ],
     };
+    let needed = parts
+        .iter()
+        .filter(|(prefix, _)| !has_prefix(vars, prefix))
+        .map(|(_, what)| *what)
+        .collect::<Vec<_>>()
+        .join(" and ");
     let tasks = task_heads(vars);
     let mut suggestion = String::new();
     if !tasks.is_empty() {
@@ -362,7 +400,7 @@ fn check_model_present(kind: ModelKind, vars: &[SourceVar]) -> Result<(), Mappin
     }
     Err(MappingError::ModelNotInCheckpoint {
         kind: kind.as_str(),
-        needed: needed.to_owned(),
+        needed,
         contents: describe(vars),
         suggestion,
     })
