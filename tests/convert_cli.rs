@@ -503,3 +503,20 @@ fn failed_conversion_leaves_nothing_behind() {
     assert!(existing.join("keep.txt").is_file());
     assert!(leftovers(&work).is_empty(), "{:?}", leftovers(&work));
 }
+
+/// --dtype f16/bf16 against torch itself: fixtures/generate.py casts transformers' f32 file with
+/// `.to(torch.float16/bfloat16)` and saves it; the converter's file is byte-identical.
+#[test]
+fn half_dtypes_match_torch_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for flag in ["f16", "bf16"] {
+        let out = tmp.path().join(flag);
+        convert("untied", "generator", &out, &["--dtype", flag, "-q"]).success();
+        let want = expected("untied", "generator").join(format!("model.{flag}.safetensors"));
+        assert_same_tensors(&out.join("model.safetensors"), &want);
+        assert!(
+            std::fs::read(out.join("model.safetensors")).unwrap() == std::fs::read(&want).unwrap(),
+            "{flag}: not byte-identical to torch's file"
+        );
+    }
+}
