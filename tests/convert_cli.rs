@@ -520,3 +520,17 @@ fn half_dtypes_match_torch_files() {
         );
     }
 }
+
+#[test]
+fn output_must_name_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    bin()
+        .current_dir(tmp.path())
+        .args(["--model", "encoder"])
+        .arg(fixture("released"))
+        .args(["-o", ".", "--force"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("does not name a directory"));
+    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+}

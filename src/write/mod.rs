@@ -32,6 +32,9 @@ pub enum WriteError {
     #[error("output path {path} exists and is not a directory; remove it or choose another -o")]
     OutputNotDir { path: PathBuf },
 
+    #[error("output path {path} does not name a directory to create (it ends in `.`, `..` or `/` root); pass a path like out/model")]
+    OutputName { path: PathBuf },
+
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: String },
 
@@ -80,6 +83,11 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
 /// Refuse early when the destination cannot be written (exists as a file, or non-empty
 /// without `force`).
 pub fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
+    if dir.file_name().is_none() {
+        return Err(WriteError::OutputName {
+            path: dir.to_path_buf(),
+        });
+    }
     match std::fs::symlink_metadata(dir) {
         Err(_) => Ok(()),
         Ok(meta) if !meta.is_dir() => Err(WriteError::OutputNotDir {
