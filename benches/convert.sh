@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Conversion benchmark (issue #3): electra-convert vs `cp` of its own output vs transformers' Python path,
+# measured side by side in one run on an ELECTRA-base-sized pretraining checkpoint with Adam slots.
+#
+#   PYTHON=/path/to/python benches/convert.sh            # RUNS=5 by default
+#
+# Needs: a release build (made here), /usr/bin/time, and for the checkpoint and the comparison a Python
+# with fixtures/requirements.txt installed. The checkpoint (~1.4 GB) goes to $BENCH_DATA (default
+# bench-data/, gitignored) and is generated once. All timings are warm-cache: each command runs once
+# unmeasured first, so every contender reads the checkpoint from the page cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+DATA=${BENCH_DATA:-bench-data}
+RUNS=${RUNS:-5}
+CKPT="$DATA/base/model.ckpt-766000"
+
+if [ ! -f "$CKPT.index" ]; then
+  echo "generating $CKPT ..." >&2
+  "$PYTHON" benches/make_base_checkpoint.py "$DATA/base" >&2
+fi
+
+cargo build --release --quiet
+BIN=target/release/electra-convert
+OUT="$DATA/out-disc"
+COPY="$DATA/cp-copy.safetensors"
+
+# measure LABEL CMD...: prints "LABEL seconds peak_rss_kib" for one run.
+measure() {
+  local label=$1
+  shift
+  local t
+  t=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+  echo "$label $t"
+}
+
+# Warm-up: fill the page cache and make sure each command works.
+"$BIN" --model discriminator "$CKPT" -o "$OUT" --force --quiet
+cp "$OUT/model.safetensors" "$COPY"
+
+results=$(mktemp)
+for _ in $(seq "$RUNS"); do
+  measure electra-convert "$BIN" --model discriminator "$CKPT" -o "$OUT" --force --quiet >>"$results"
+  rm -f "$COPY"
+  measure cp cp "$OUT/model.safetensors" "$COPY" >>"$results"
+done
+
+if [ "${SKIP_TRANSFORMERS:-0}" != 1 ]; then
+  rm -rf "$DATA/out-transformers"
+  measure transformers-4.57.6 "$PYTHON" benches/convert_transformers.py "$CKPT" "$DATA/out-transformers" >>"$results"
+fi
+
+echo "output size: $(stat -c %s "$OUT/model.safetensors") bytes"
+echo "runs: $RUNS (median wall time, max peak RSS)"
+awk '{ t[$1] = t[$1] " " $2; if ($3 > m[$1]) m[$1] = $3 }
+     END { for (k in t) { n = split(t[k], a, " "); asort(a); printf "%-22s median %6.2f s  peak RSS %7.1f MiB  (%d runs)\n", k, a[int((n + 1) / 2)], m[k] / 1024, n } }' "$results"
+rm -f "$results" "$COPY"
