@@ -88,7 +88,6 @@ fn entries(dir: &Path) -> BTreeSet<String> {
 }
 
 #[test]
-#[ignore = "needs the real convert_one (branch convert)"]
 fn good_jobs_are_bit_exact_and_a_broken_job_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("sweep.toml");
@@ -216,7 +215,6 @@ output = "out/tied-both"
 }
 
 #[test]
-#[ignore = "needs the real convert_one (branch convert)"]
 fn two_shards_cover_every_job_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("sweep.json");
@@ -274,7 +272,6 @@ fn two_shards_cover_every_job_exactly_once() {
 }
 
 #[test]
-#[ignore = "needs the real convert_one (branch convert)"]
 fn relative_paths_resolve_against_the_manifest_directory() {
     let dir = tempfile::tempdir().unwrap();
     let sweep = dir.path().join("sweep");
@@ -327,7 +324,6 @@ fn relative_paths_resolve_against_the_manifest_directory() {
 }
 
 #[test]
-#[ignore = "needs the real convert_one (branch convert)"]
 fn fail_fast_with_one_worker_skips_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("m.toml");
@@ -376,7 +372,6 @@ fn fail_fast_with_one_worker_skips_the_rest() {
 }
 
 #[test]
-#[ignore = "needs the real convert_one (branch convert)"]
 fn an_existing_output_fails_only_its_job_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("m.toml");

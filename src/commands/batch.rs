@@ -105,13 +105,18 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
 }
 
 /// One job, exactly as `electra-convert convert` would run it, reduced to what batch reports.
-fn convert_job(args: &ConvertArgs, _progress: &ProgressBar) -> anyhow::Result<Converted> {
-    // Interim: convert_one does not yet take a progress bar or return its outcome (branch
-    // `convert`); this adapter changes to the contract signature when that lands.
-    super::convert_one(args)?;
+fn convert_job(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result<Converted> {
+    let outcome = super::convert_one(args, progress)?;
     Ok(Converted {
-        directories: vec![args.output.clone()],
-        ..Converted::default()
+        directories: outcome
+            .outputs
+            .iter()
+            .map(|m| m.directory.clone())
+            .collect(),
+        warnings: outcome.warnings,
+        // `ConvertedModel` carries no parity reports yet (verify is not merged); a job asking
+        // for `verify`/`reference` currently fails inside `convert_one` with a clear message.
+        verify: None,
     })
 }
 
