@@ -30,9 +30,11 @@ COPY="$DATA/cp-copy.safetensors"
 measure() {
   local label=$1
   shift
-  local t
-  t=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-  echo "$label $t"
+  local timing
+  timing=$(mktemp)
+  /usr/bin/time -o "$timing" -f "%e %M" "$@" >/dev/null 2>&1
+  echo "$label $(tail -n 1 "$timing")"
+  rm -f "$timing"
 }
 
 # Warm-up: fill the page cache and make sure each command works.
@@ -53,6 +55,10 @@ fi
 
 echo "output size: $(stat -c %s "$OUT/model.safetensors") bytes"
 echo "runs: $RUNS (median wall time, max peak RSS)"
-awk '{ t[$1] = t[$1] " " $2; if ($3 > m[$1]) m[$1] = $3 }
-     END { for (k in t) { n = split(t[k], a, " "); asort(a); printf "%-22s median %6.2f s  peak RSS %7.1f MiB  (%d runs)\n", k, a[int((n + 1) / 2)], m[k] / 1024, n } }' "$results"
+for label in $(awk '{print $1}' "$results" | sort -u); do
+  n=$(grep -c "^$label " "$results")
+  median=$(grep "^$label " "$results" | awk '{print $2}' | sort -n | sed -n "$(((n + 1) / 2))p")
+  peak=$(grep "^$label " "$results" | awk '{print $3}' | sort -n | tail -n 1)
+  printf "%-22s median %7.2f s  peak RSS %8.1f MiB  (%d runs)\n" "$label" "$median" "$(echo "$peak / 1024" | bc -l)" "$n"
+done
 rm -f "$results" "$COPY"
