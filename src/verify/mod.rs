@@ -187,6 +187,9 @@ pub enum VerifyError {
     UnknownArchitecture { dir: PathBuf },
     #[error("reference {}: {message}", path.display())]
     Reference { path: PathBuf, message: String },
+    /// The reference is well-formed but holds outputs this model class does not produce.
+    #[error("reference {}: {message}", path.display())]
+    ReferenceMismatch { path: PathBuf, message: String },
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },
     #[error("checkpoint {}: variable {name} is missing ({hint})", path.display())]
@@ -313,9 +316,13 @@ pub fn verify_against_reference(
         .model
         .check_batch(&reference.batch)
         .map_err(&bad)?;
+    let mismatch = |message: String| VerifyError::ReferenceMismatch {
+        path: ref_path.clone(),
+        message,
+    };
     for (name, _, _) in &reference.expected {
         if name == "logits" && converted.arch == Architecture::Model {
-            return Err(bad(
+            return Err(mismatch(
                 "it holds logits, but an ElectraModel directory has no head (only last_hidden_state can be compared)"
                     .into(),
             ));
@@ -329,7 +336,7 @@ pub fn verify_against_reference(
             continue;
         };
         if &flat.shape != shape {
-            return Err(bad(format!(
+            return Err(mismatch(format!(
                 "{name} has shape {shape:?}, but this {} computes {:?}",
                 converted.arch.class_name(),
                 flat.shape
@@ -355,6 +362,11 @@ pub fn verify_against_reference(
         outputs: comparisons,
         notes: converted.notes,
     })
+}
+
+/// Read and validate a reference file without running anything (to fail fast before a conversion).
+pub fn check_reference(reference: &Path) -> Result<(), VerifyError> {
+    read_reference(reference)?.into_reference().map(|_| ())
 }
 
 /// Run the converted model and the original checkpoint (by TF names, TF layout) on the same
