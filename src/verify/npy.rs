@@ -119,6 +119,33 @@ const MAX_DIMS: usize = 32;
 
 /// Parse one `.npy` file held in memory.
 pub fn parse_npy(bytes: &[u8]) -> Result<Array, NpyError> {
+    let layout = parse_preamble(bytes)?;
+    let data = &bytes[layout.data_offset..];
+    if layout.data_len != data.len() {
+        return Err(NpyError(format!(
+            "shape {:?} of {} needs {} data bytes but the array holds {}",
+            layout.shape,
+            layout.dtype.name(),
+            layout.data_len,
+            data.len()
+        )));
+    }
+    Ok(Array::from_le_bytes(layout.dtype, layout.shape, data))
+}
+
+/// Where the data of a `.npy` starts and how long it must be, from its magic, version and header.
+struct NpyLayout {
+    dtype: NpyDtype,
+    shape: Vec<usize>,
+    data_offset: usize,
+    data_len: usize,
+}
+
+/// Longest prefix [`parse_preamble`] may need: magic, version, a 4-byte length and the header.
+const MAX_PREAMBLE: usize = 12 + MAX_HEADER;
+
+/// Parse the magic, version and header dict; `bytes` needs to hold at least the header.
+fn parse_preamble(bytes: &[u8]) -> Result<NpyLayout, NpyError> {
     let err = |m: String| NpyError(m);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err("not a .npy array (missing the \\x93NUMPY magic)".into()));
@@ -154,24 +181,20 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Array, NpyError> {
     let header = std::str::from_utf8(&bytes[header_start..header_end])
         .map_err(|_| err(".npy header is not valid text".into()))?;
     let header = parse_header(header).map_err(|m| err(format!(".npy header: {m}")))?;
-    let data = &bytes[header_end..];
     let count = header
         .shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| err(format!("shape {:?} overflows", header.shape)))?;
-    let need = count
+    let data_len = count
         .checked_mul(header.dtype.size())
         .ok_or_else(|| err(format!("shape {:?} overflows", header.shape)))?;
-    if need != data.len() {
-        return Err(err(format!(
-            "shape {:?} of {} needs {need} data bytes but the array holds {}",
-            header.shape,
-            header.dtype.name(),
-            data.len()
-        )));
-    }
-    Ok(Array::from_le_bytes(header.dtype, header.shape, data))
+    Ok(NpyLayout {
+        dtype: header.dtype,
+        shape: header.shape,
+        data_offset: header_end,
+        data_len,
+    })
 }
 
 struct Header {
@@ -370,10 +393,27 @@ pub fn parse_npz<R: Read + std::io::Seek>(reader: R) -> Result<Vec<(String, Arra
                 "member {name:?} claims {declared} uncompressed bytes (limit {MAX_MEMBER_BYTES})"
             )));
         }
-        // Read at most one byte more than declared, growing the buffer only as data arrives.
-        let mut bytes = Vec::with_capacity(declared.min(1 << 24) as usize);
+        // Read the header first and check that the shape it declares accounts for exactly the
+        // member's declared size, before reading (and allocating for) the data.
+        let mut bytes = Vec::new();
         (&mut member)
-            .take(declared + 1)
+            .take(declared.min(MAX_PREAMBLE as u64))
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(format!("member {name:?}: {e}")))?;
+        let layout = parse_preamble(&bytes).map_err(|e| err(format!("member {name:?}: {e}")))?;
+        let total = (layout.data_offset as u64).checked_add(layout.data_len as u64);
+        if total != Some(declared) {
+            return Err(err(format!(
+                "member {name:?}: its header describes {} bytes ({} of {} {:?}) but the archive declares {declared}",
+                total.map_or_else(|| "too many".to_string(), |t| t.to_string()),
+                layout.data_len,
+                layout.dtype.name(),
+                layout.shape
+            )));
+        }
+        // Then the rest, at most one byte more than declared, growing only as data arrives.
+        (&mut member)
+            .take(declared + 1 - bytes.len() as u64)
             .read_to_end(&mut bytes)
             .map_err(|e| err(format!("member {name:?}: {e}")))?;
         if bytes.len() as u64 != declared {
@@ -503,6 +543,77 @@ mod tests {
             let mut b = good.clone();
             b[i] ^= 0xff;
             let _ = parse_npy(&b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod npz_tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn npz(members: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in members {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(bytes).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn reads_stored_and_deflated_archives() {
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let ids = npy_bytes(
+                "<i8",
+                "(1, 2)",
+                &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+            );
+            let logits = npy_bytes("<f4", "(1, 2)", &[0, 0, 128, 63, 0, 0, 0, 64]);
+            let bytes = npz(&[("input_ids.npy", ids), ("logits.npy", logits)], method);
+            let arrays = parse_npz(Cursor::new(bytes)).unwrap();
+            assert_eq!(arrays[0].0, "input_ids");
+            assert_eq!(arrays[0].1.data, ArrayData::I64(vec![1, 2]));
+            assert_eq!(arrays[1].1.data, ArrayData::F32(vec![1.0, 2.0]));
+        }
+    }
+
+    #[test]
+    fn rejects_inconsistent_archives() {
+        let stored = zip::CompressionMethod::Stored;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (npz(&[("notes.txt", b"hi".to_vec())], stored), "not a .npy"),
+            (
+                npz(&[("a.npy", npy_bytes("<i4", "(2,)", &[0; 4]))], stored),
+                "archive declares",
+            ),
+            (
+                // The header promises a huge array; the member is tiny.
+                npz(
+                    &[("a.npy", npy_bytes("<f8", "(1000000000, 1000)", &[0; 8]))],
+                    stored,
+                ),
+                "archive declares",
+            ),
+            (b"PK\x03\x04garbage".to_vec(), "zip"),
+        ];
+        for (bytes, want) in cases {
+            let got = parse_npz(Cursor::new(bytes)).unwrap_err().0;
+            assert!(got.contains(want), "{got:?} should mention {want:?}");
         }
     }
 }
