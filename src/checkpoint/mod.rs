@@ -283,10 +283,26 @@ impl Checkpoint {
             .collect();
         let mut tensors = Vec::new();
         let mut layouts = Vec::new();
-        let mut by_name = HashMap::new();
-        for ((info, layout), keep) in listed.into_iter().zip(keep) {
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut key_of: Vec<&[u8]> = Vec::new();
+        for (((info, layout), keep), (key, _, _)) in listed.into_iter().zip(keep).zip(&decoded) {
             if keep {
-                by_name.entry(info.name.clone()).or_insert(tensors.len());
+                // Keys are unique bytes, but names are shown lossily: two non-UTF-8 keys can
+                // become the same name, and a read by that name would silently return the
+                // other tensor (found by fuzzing). Refuse instead of guessing.
+                if let Some(&first) = by_name.get(&info.name) {
+                    return Err(CheckpointError::BadEntry {
+                        path: index_path.clone(),
+                        tensor: info.name.clone(),
+                        reason: format!(
+                            "index keys {} and {} are not valid UTF-8 and both read as this name, so they cannot be told apart",
+                            hex(key_of[first]),
+                            hex(key)
+                        ),
+                    });
+                }
+                by_name.insert(info.name.clone(), tensors.len());
+                key_of.push(key);
                 tensors.push(info);
                 layouts.push(layout);
             }
