@@ -1,7 +1,144 @@
 //! `map`: print the mapping table as it applies to one checkpoint.
 
-use crate::cli::MapArgs;
+use std::fmt::Write as _;
 
-pub fn run(_args: &MapArgs) -> anyhow::Result<()> {
-    anyhow::bail!("map is not built yet")
+use anyhow::Context;
+use serde_json::json;
+
+use crate::checkpoint::Checkpoint;
+use crate::cli::MapArgs;
+use crate::mapping::{self, Plan, SkipCategory, SourceVar};
+
+pub fn run(args: &MapArgs) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::open(&args.checkpoint)
+        .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
+    let vars: Vec<SourceVar> = ckpt
+        .tensors()
+        .iter()
+        .map(|t| SourceVar {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype.tf_name(),
+        })
+        .collect();
+    let plans = mapping::plan_all(args.model, &vars)
+        .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
+    if args.json {
+        let out = json!({
+            "checkpoint": ckpt.prefix(),
+            "model": args.model,
+            "models": plans,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let mut out = String::new();
+        let _ = writeln!(out, "checkpoint {}", ckpt.prefix().display());
+        for plan in &plans {
+            out.push('\n');
+            out.push_str(&render_text(plan));
+        }
+        print!("{out}");
+    }
+    Ok(())
+}
+
+fn shape(s: &[u64]) -> String {
+    format!(
+        "[{}]",
+        s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The human-readable table of one plan.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let d = &plan.dims;
+    let _ = writeln!(
+        out,
+        "--model {} → {} (TF tower `{}`, embeddings `{}/embeddings`, {} layer(s), embeddings_project {})",
+        plan.kind.as_str(),
+        plan.class,
+        plan.layout.tower,
+        plan.layout.embeddings_scope,
+        plan.layout.layers,
+        if plan.layout.embeddings_project { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        out,
+        "sizes: vocab_size {}, embedding_size {}, hidden_size {}, intermediate_size {}, num_hidden_layers {}, max_position_embeddings {}, type_vocab_size {}",
+        d.vocab_size,
+        d.embedding_size,
+        d.hidden_size,
+        d.intermediate_size,
+        d.num_hidden_layers,
+        d.max_position_embeddings,
+        d.type_vocab_size
+    );
+    let tf_w = plan
+        .entries
+        .iter()
+        .map(|e| e.tf.len())
+        .max()
+        .unwrap_or(0)
+        .max("TF variable".len());
+    let hf_w = plan
+        .entries
+        .iter()
+        .map(|e| e.hf.len())
+        .max()
+        .unwrap_or(0)
+        .max("HuggingFace tensor".len());
+    let _ = writeln!(
+        out,
+        "\n{:tf_w$}  {:hf_w$}  {:9}  shape (TF → HF)",
+        "TF variable", "HuggingFace tensor", "transform"
+    );
+    for e in &plan.entries {
+        let _ = writeln!(
+            out,
+            "{:tf_w$}  {:hf_w$}  {:9}  {} → {}",
+            e.tf,
+            e.hf,
+            e.transform.as_str(),
+            shape(&e.tf_shape),
+            shape(&e.hf_shape)
+        );
+    }
+    for t in &plan.tied {
+        let _ = writeln!(
+            out,
+            "{:tf_w$}  {:hf_w$}  {:9}  not stored: tied to {}",
+            "-", t.hf, "tied", t.same_as
+        );
+    }
+    let slots = plan
+        .skipped
+        .iter()
+        .filter(|s| s.category == SkipCategory::OptimizerSlot)
+        .count();
+    let _ = writeln!(
+        out,
+        "\nskipped: {} variable(s){}",
+        plan.skipped.len(),
+        if slots > 0 {
+            format!(" ({slots} of them Adam optimizer slots, adam_m/adam_v: training state, not weights)")
+        } else {
+            String::new()
+        }
+    );
+    for s in plan
+        .skipped
+        .iter()
+        .filter(|s| s.category != SkipCategory::OptimizerSlot)
+    {
+        let _ = writeln!(out, "  {}  {}  {}", s.tf, shape(&s.shape), s.reason);
+    }
+    if !plan.task_heads.is_empty() {
+        let _ = writeln!(
+            out,
+            "task heads found (not exported): {}",
+            plan.task_heads.join(", ")
+        );
+    }
+    out
 }

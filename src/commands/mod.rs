@@ -11,7 +11,7 @@ use clap::Parser;
 use crate::cli::{with_default_subcommand, Cli, Command};
 use crate::exit;
 
-pub use convert::convert_one;
+pub use convert::{convert_one, ConvertOutcome, ConvertedModel};
 
 /// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
 pub fn main_with_exit_code() -> i32 {

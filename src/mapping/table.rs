@@ -1,0 +1,420 @@
+//! The declarative TF → HuggingFace tables, one per model kind. Everything else in
+//! [`crate::mapping`] (planning, `map` output, docs/mapping.md) is derived from these rows.
+//!
+//! Placeholders in names:
+//! - `{tower}` — the TF scope of the exported transformer (`electra` or `generator`),
+//! - `{emb}` — the TF scope holding that model's embedding tables (`electra`, or `generator`
+//!   when the checkpoint has untied generator embeddings),
+//! - `{n}` — a layer index (rows of [`LAYER`] are repeated for every layer found),
+//! - `{hf}` — the HuggingFace prefix of the transformer (`electra.` for head models, empty for
+//!   `ElectraModel`).
+//!
+//! Shapes are written in TF order with symbolic dimensions (see [`Dim`]).
+
+use serde::Serialize;
+
+/// How the tensor's values are carried over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transform {
+    /// Same values, same layout.
+    Copy,
+    /// A TF dense `kernel` [in, out] becomes a torch Linear `weight` [out, in].
+    Transpose,
+}
+
+impl Transform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transform::Copy => "copy",
+            Transform::Transpose => "transpose",
+        }
+    }
+}
+
+/// A symbolic dimension of a checkpoint tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Dim {
+    /// vocab_size (rows of word_embeddings)
+    V,
+    /// embedding_size (columns of word_embeddings)
+    E,
+    /// hidden_size of the exported transformer
+    H,
+    /// intermediate_size of the exported transformer
+    I,
+    /// max_position_embeddings
+    P,
+    /// type_vocab_size
+    T,
+    /// the literal 1 (the discriminator's single output unit)
+    One,
+}
+
+impl Dim {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Dim::V => "V",
+            Dim::E => "E",
+            Dim::H => "H",
+            Dim::I => "I",
+            Dim::P => "P",
+            Dim::T => "T",
+            Dim::One => "1",
+        }
+    }
+
+    /// The config.json field this dimension is.
+    pub fn config_field(self) -> Option<&'static str> {
+        match self {
+            Dim::V => Some("vocab_size"),
+            Dim::E => Some("embedding_size"),
+            Dim::H => Some("hidden_size"),
+            Dim::I => Some("intermediate_size"),
+            Dim::P => Some("max_position_embeddings"),
+            Dim::T => Some("type_vocab_size"),
+            Dim::One => None,
+        }
+    }
+}
+
+/// One row: a checkpoint variable and the HuggingFace tensor it becomes.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub tf: &'static str,
+    pub hf: &'static str,
+    pub transform: Transform,
+    /// TF shape.
+    pub shape: &'static [Dim],
+}
+
+const fn copy(tf: &'static str, hf: &'static str, shape: &'static [Dim]) -> Row {
+    Row {
+        tf,
+        hf,
+        transform: Transform::Copy,
+        shape,
+    }
+}
+
+const fn transpose(tf: &'static str, hf: &'static str, shape: &'static [Dim]) -> Row {
+    Row {
+        tf,
+        hf,
+        transform: Transform::Transpose,
+        shape,
+    }
+}
+
+use Dim::{One, E, H, I, P, T, V};
+
+/// A group of rows and when it applies.
+#[derive(Clone, Copy, Debug)]
+pub struct Section {
+    pub name: &'static str,
+    pub when: When,
+    pub rows: &'static [Row],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Always part of the model.
+    Always,
+    /// Once per encoder layer (`{n}` = 0..L).
+    EachLayer,
+    /// Only when embedding_size ≠ hidden_size (ELECTRA creates the projection exactly then, and
+    /// transformers' `ElectraEmbeddings` has `embeddings_project` exactly then).
+    EmbeddingWidthDiffers,
+}
+
+pub const EMBEDDINGS: Section = Section {
+    name: "embeddings",
+    when: When::Always,
+    rows: &[
+        copy(
+            "{emb}/embeddings/word_embeddings",
+            "{hf}embeddings.word_embeddings.weight",
+            &[V, E],
+        ),
+        copy(
+            "{emb}/embeddings/position_embeddings",
+            "{hf}embeddings.position_embeddings.weight",
+            &[P, E],
+        ),
+        copy(
+            "{emb}/embeddings/token_type_embeddings",
+            "{hf}embeddings.token_type_embeddings.weight",
+            &[T, E],
+        ),
+        copy(
+            "{emb}/embeddings/LayerNorm/gamma",
+            "{hf}embeddings.LayerNorm.weight",
+            &[E],
+        ),
+        copy(
+            "{emb}/embeddings/LayerNorm/beta",
+            "{hf}embeddings.LayerNorm.bias",
+            &[E],
+        ),
+    ],
+};
+
+pub const PROJECTION: Section = Section {
+    name: "embedding projection",
+    when: When::EmbeddingWidthDiffers,
+    rows: &[
+        transpose(
+            "{tower}/embeddings_project/kernel",
+            "{hf}embeddings_project.weight",
+            &[E, H],
+        ),
+        copy(
+            "{tower}/embeddings_project/bias",
+            "{hf}embeddings_project.bias",
+            &[H],
+        ),
+    ],
+};
+
+pub const LAYER: Section = Section {
+    name: "encoder layer",
+    when: When::EachLayer,
+    rows: &[
+        transpose(
+            "{tower}/encoder/layer_{n}/attention/self/query/kernel",
+            "{hf}encoder.layer.{n}.attention.self.query.weight",
+            &[H, H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/self/query/bias",
+            "{hf}encoder.layer.{n}.attention.self.query.bias",
+            &[H],
+        ),
+        transpose(
+            "{tower}/encoder/layer_{n}/attention/self/key/kernel",
+            "{hf}encoder.layer.{n}.attention.self.key.weight",
+            &[H, H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/self/key/bias",
+            "{hf}encoder.layer.{n}.attention.self.key.bias",
+            &[H],
+        ),
+        transpose(
+            "{tower}/encoder/layer_{n}/attention/self/value/kernel",
+            "{hf}encoder.layer.{n}.attention.self.value.weight",
+            &[H, H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/self/value/bias",
+            "{hf}encoder.layer.{n}.attention.self.value.bias",
+            &[H],
+        ),
+        transpose(
+            "{tower}/encoder/layer_{n}/attention/output/dense/kernel",
+            "{hf}encoder.layer.{n}.attention.output.dense.weight",
+            &[H, H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/output/dense/bias",
+            "{hf}encoder.layer.{n}.attention.output.dense.bias",
+            &[H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/output/LayerNorm/gamma",
+            "{hf}encoder.layer.{n}.attention.output.LayerNorm.weight",
+            &[H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/attention/output/LayerNorm/beta",
+            "{hf}encoder.layer.{n}.attention.output.LayerNorm.bias",
+            &[H],
+        ),
+        transpose(
+            "{tower}/encoder/layer_{n}/intermediate/dense/kernel",
+            "{hf}encoder.layer.{n}.intermediate.dense.weight",
+            &[H, I],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/intermediate/dense/bias",
+            "{hf}encoder.layer.{n}.intermediate.dense.bias",
+            &[I],
+        ),
+        transpose(
+            "{tower}/encoder/layer_{n}/output/dense/kernel",
+            "{hf}encoder.layer.{n}.output.dense.weight",
+            &[I, H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/output/dense/bias",
+            "{hf}encoder.layer.{n}.output.dense.bias",
+            &[H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/output/LayerNorm/gamma",
+            "{hf}encoder.layer.{n}.output.LayerNorm.weight",
+            &[H],
+        ),
+        copy(
+            "{tower}/encoder/layer_{n}/output/LayerNorm/beta",
+            "{hf}encoder.layer.{n}.output.LayerNorm.bias",
+            &[H],
+        ),
+    ],
+};
+
+pub const DISCRIMINATOR_HEAD: Section = Section {
+    name: "replaced-token detection head",
+    when: When::Always,
+    rows: &[
+        transpose(
+            "discriminator_predictions/dense/kernel",
+            "discriminator_predictions.dense.weight",
+            &[H, H],
+        ),
+        copy(
+            "discriminator_predictions/dense/bias",
+            "discriminator_predictions.dense.bias",
+            &[H],
+        ),
+        transpose(
+            "discriminator_predictions/dense_1/kernel",
+            "discriminator_predictions.dense_prediction.weight",
+            &[H, One],
+        ),
+        copy(
+            "discriminator_predictions/dense_1/bias",
+            "discriminator_predictions.dense_prediction.bias",
+            &[One],
+        ),
+    ],
+};
+
+pub const GENERATOR_HEAD: Section = Section {
+    name: "masked-LM head",
+    when: When::Always,
+    rows: &[
+        transpose(
+            "generator_predictions/dense/kernel",
+            "generator_predictions.dense.weight",
+            &[H, E],
+        ),
+        copy(
+            "generator_predictions/dense/bias",
+            "generator_predictions.dense.bias",
+            &[E],
+        ),
+        copy(
+            "generator_predictions/LayerNorm/gamma",
+            "generator_predictions.LayerNorm.weight",
+            &[E],
+        ),
+        copy(
+            "generator_predictions/LayerNorm/beta",
+            "generator_predictions.LayerNorm.bias",
+            &[E],
+        ),
+        copy(
+            "generator_predictions/output_bias",
+            "generator_lm_head.bias",
+            &[V],
+        ),
+    ],
+};
+
+/// A tensor of the HuggingFace model that is deliberately not stored because transformers ties
+/// it to another one (and `save_pretrained` leaves it out).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Tied {
+    pub hf: &'static str,
+    pub same_as: &'static str,
+}
+
+/// The full table of one single-model kind.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelTable {
+    /// `discriminator`, `generator` or `encoder`.
+    pub kind: &'static str,
+    /// transformers class (config.json `architectures`).
+    pub class: &'static str,
+    /// TF scope of the transformer.
+    pub tower: &'static str,
+    /// HuggingFace prefix of the transformer's tensors.
+    pub hf_prefix: &'static str,
+    pub sections: &'static [Section],
+    pub tied: &'static [Tied],
+}
+
+pub const DISCRIMINATOR: ModelTable = ModelTable {
+    kind: "discriminator",
+    class: "ElectraForPreTraining",
+    tower: "electra",
+    hf_prefix: "electra.",
+    sections: &[EMBEDDINGS, PROJECTION, LAYER, DISCRIMINATOR_HEAD],
+    tied: &[],
+};
+
+pub const GENERATOR: ModelTable = ModelTable {
+    kind: "generator",
+    class: "ElectraForMaskedLM",
+    tower: "generator",
+    hf_prefix: "electra.",
+    sections: &[EMBEDDINGS, PROJECTION, LAYER, GENERATOR_HEAD],
+    tied: &[Tied {
+        hf: "generator_lm_head.weight",
+        same_as: "electra.embeddings.word_embeddings.weight",
+    }],
+};
+
+pub const ENCODER: ModelTable = ModelTable {
+    kind: "encoder",
+    class: "ElectraModel",
+    tower: "electra",
+    hf_prefix: "",
+    sections: &[EMBEDDINGS, PROJECTION, LAYER],
+    tied: &[],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kernels_are_transposed() {
+        for table in [DISCRIMINATOR, GENERATOR, ENCODER] {
+            for section in table.sections {
+                for row in section.rows {
+                    assert_eq!(
+                        row.tf.ends_with("/kernel"),
+                        row.transform == Transform::Transpose,
+                        "{}",
+                        row.tf
+                    );
+                    assert!(
+                        row.transform == Transform::Copy || row.shape.len() == 2,
+                        "{}",
+                        row.tf
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hf_names_follow_the_renaming_rules() {
+        for table in [DISCRIMINATOR, GENERATOR, ENCODER] {
+            for section in table.sections {
+                for row in section.rows {
+                    let last = row.tf.rsplit('/').next().unwrap();
+                    let expected_suffix = match last {
+                        "kernel" | "gamma" => ".weight",
+                        "beta" | "bias" | "output_bias" => ".bias",
+                        s if s.ends_with("_embeddings") => ".weight",
+                        other => panic!("unexpected leaf {other}"),
+                    };
+                    assert!(row.hf.ends_with(expected_suffix), "{}", row.hf);
+                }
+            }
+        }
+    }
+}

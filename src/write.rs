@@ -1,1 +1,0 @@
-//! Streaming, atomic writer of a complete HuggingFace model directory.

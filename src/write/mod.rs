@@ -1,0 +1,305 @@
+//! Streaming, atomic writer of a complete HuggingFace model directory.
+//!
+//! A directory is staged in a hidden temporary directory beside the destination
+//! (`.NAME.tmp-<pid>-<n>`), registered with [`cleanup`] so an interrupt removes it, and renamed
+//! into place only when every file is written. An existing non-empty destination is refused
+//! unless `force`; then the old directory is renamed away, the new one renamed in, and the old
+//! one deleted. Any error before that leaves nothing behind.
+
+pub mod cleanup;
+pub mod config;
+pub mod safetensors;
+pub mod tokenizer;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use crate::cli::OutputDtype;
+use crate::mapping::Plan;
+pub use safetensors::TensorSource;
+pub use tokenizer::Tokenizer;
+
+/// Everything that can stop writing a model directory.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("output directory {dir} exists and is not empty; pass --force to replace it, or choose another -o")]
+    OutputExists { dir: PathBuf },
+
+    #[error("output path {path} exists and is not a directory; remove it or choose another -o")]
+    OutputNotDir { path: PathBuf },
+
+    #[error("output path {path} does not name a directory to create (it ends in `.`, `..` or `/` root); pass a path like out/model")]
+    OutputName { path: PathBuf },
+
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: String },
+
+    #[error("reading checkpoint variable `{tensor}`: {error}")]
+    Read { tensor: String, error: String },
+
+    #[error("checkpoint variable `{tensor}` yielded {got} bytes of f32 data, expected {expected}; the checkpoint disagrees with its own index")]
+    SourceSize {
+        tensor: String,
+        got: u64,
+        expected: u64,
+    },
+
+    #[error("{heads} attention heads (from {origin}) do not divide hidden_size {hidden}; pass --num-heads N with N dividing {hidden}")]
+    Heads {
+        heads: u64,
+        hidden: u64,
+        origin: String,
+    },
+
+    #[error("config file {path}: {reason}")]
+    ConfigInvalid { path: PathBuf, reason: String },
+
+    #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
+    ConfigMismatch {
+        path: PathBuf,
+        field: String,
+        configured: u64,
+        defaulted: bool,
+        actual: u64,
+        why: String,
+        model: &'static str,
+    },
+
+    #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
+    Vocab { path: PathBuf, reason: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
+    move |e| WriteError::Io {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    }
+}
+
+/// Refuse early when the destination cannot be written (exists as a file, or non-empty
+/// without `force`).
+pub fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
+    if dir.file_name().is_none() {
+        return Err(WriteError::OutputName {
+            path: dir.to_path_buf(),
+        });
+    }
+    match std::fs::symlink_metadata(dir) {
+        Err(_) => Ok(()),
+        Ok(meta) if !meta.is_dir() => Err(WriteError::OutputNotDir {
+            path: dir.to_path_buf(),
+        }),
+        Ok(_) => {
+            let empty = std::fs::read_dir(dir)
+                .map_err(io_err(dir))?
+                .next()
+                .is_none();
+            if empty || force {
+                Ok(())
+            } else {
+                Err(WriteError::OutputExists {
+                    dir: dir.to_path_buf(),
+                })
+            }
+        }
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let parent = dir.parent().unwrap_or(Path::new(""));
+    parent.join(format!(".{name}.{tag}-{}-{n}", std::process::id()))
+}
+
+/// A temporary directory that becomes `final_dir` on [`Staging::commit`] and disappears
+/// otherwise (on drop, or on SIGINT/SIGTERM through [`cleanup`]).
+#[derive(Debug)]
+pub struct Staging {
+    final_dir: PathBuf,
+    temp: PathBuf,
+    /// The topmost parent directory this staging created (removed again on failure).
+    created_parent: Option<PathBuf>,
+    force: bool,
+    done: bool,
+}
+
+impl Staging {
+    pub fn begin(final_dir: &Path, force: bool) -> Result<Staging, WriteError> {
+        check_destination(final_dir, force)?;
+        let parent = final_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut created_parent = None;
+        if !parent.exists() {
+            let mut top = parent.to_path_buf();
+            while let Some(up) = top.parent() {
+                if up.as_os_str().is_empty() || up.exists() {
+                    break;
+                }
+                top = up.to_path_buf();
+            }
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            created_parent = Some(top);
+        }
+        let temp = sibling(final_dir, "tmp");
+        cleanup::register(&temp);
+        if let Some(p) = &created_parent {
+            cleanup::register(p);
+        }
+        let staging = Staging {
+            final_dir: final_dir.to_path_buf(),
+            temp,
+            created_parent,
+            force,
+            done: false,
+        };
+        std::fs::create_dir(&staging.temp).map_err(io_err(&staging.temp))?;
+        Ok(staging)
+    }
+
+    /// Where to write the files.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Move the finished directory into place.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        check_destination(&self.final_dir, self.force)?;
+        let fin = self.final_dir.clone();
+        let mut old = None;
+        if fin.exists() {
+            let is_empty = std::fs::read_dir(&fin)
+                .map_err(io_err(&fin))?
+                .next()
+                .is_none();
+            if is_empty {
+                std::fs::remove_dir(&fin).map_err(io_err(&fin))?;
+            } else {
+                let away = sibling(&fin, "old");
+                std::fs::rename(&fin, &away).map_err(io_err(&fin))?;
+                old = Some(away);
+            }
+        }
+        if let Err(e) = std::fs::rename(&self.temp, &fin) {
+            if let Some(away) = &old {
+                let _ = std::fs::rename(away, &fin);
+            }
+            return Err(io_err(&fin)(e));
+        }
+        self.done = true;
+        cleanup::unregister(&self.temp);
+        if let Some(p) = &self.created_parent {
+            cleanup::unregister(p);
+        }
+        if let Some(away) = old {
+            std::fs::remove_dir_all(&away).map_err(io_err(&away))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.temp);
+            cleanup::unregister(&self.temp);
+            if let Some(p) = &self.created_parent {
+                let _ = std::fs::remove_dir_all(p);
+                cleanup::unregister(p);
+            }
+        }
+    }
+}
+
+/// The contents of one model directory.
+pub struct ModelFiles<'a> {
+    pub plan: &'a Plan,
+    pub config: &'a Value,
+    pub tokenizer: Option<&'a Tokenizer>,
+    pub dtype: OutputDtype,
+}
+
+/// What was written for one model.
+#[derive(Clone, Copy, Debug)]
+pub struct Written {
+    pub tensors: usize,
+    /// Size of model.safetensors.
+    pub bytes: u64,
+}
+
+/// Size of the model.safetensors [`write_model_files`] will write (for progress totals).
+pub fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
+    safetensors::file_size(&plan.entries, dtype)
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
+    std::fs::write(path, text).map_err(io_err(path))
+}
+
+/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt,
+/// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
+pub fn write_model_files(
+    dir: &Path,
+    files: &ModelFiles<'_>,
+    source: &dyn TensorSource,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Written, WriteError> {
+    let st_path = dir.join("model.safetensors");
+    let file = File::create(&st_path).map_err(io_err(&st_path))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let bytes = safetensors::write_safetensors(
+        &mut out,
+        &files.plan.entries,
+        source,
+        files.dtype,
+        progress,
+    )
+    .map_err(|e| match e {
+        WriteError::Io { error, .. } => WriteError::Io {
+            path: st_path.clone(),
+            error,
+        },
+        other => other,
+    })?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err(&st_path)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&st_path))?;
+    drop(file);
+
+    write_text(
+        &dir.join("config.json"),
+        &config::to_json_text(files.config),
+    )?;
+    if let Some(tok) = files.tokenizer {
+        let vocab = dir.join("vocab.txt");
+        std::fs::copy(&tok.vocab, &vocab).map_err(|e| WriteError::Vocab {
+            path: tok.vocab.clone(),
+            reason: format!("copying to {}: {e}", vocab.display()),
+        })?;
+        let max_len = files.plan.dims.max_position_embeddings;
+        write_text(
+            &dir.join("tokenizer_config.json"),
+            &config::to_json_text(&tok.config(max_len)),
+        )?;
+        write_text(
+            &dir.join("special_tokens_map.json"),
+            &config::to_json_text(&Tokenizer::special_tokens_map()),
+        )?;
+    }
+    Ok(Written {
+        tensors: files.plan.entries.len(),
+        bytes,
+    })
+}
