@@ -64,3 +64,28 @@ fn a_single_non_utf8_key_is_still_listed_and_read() {
     let bytes = ckpt.read_bytes("w\u{fffd}").unwrap();
     assert_eq!(bytes.len(), 48);
 }
+
+/// Found by the `index` target (mode 2, after ~210 s): keys are stored in byte order, but a
+/// non-UTF-8 key is listed under its lossy name (with U+FFFD), which can sort after a name
+/// whose key came later, so `tensors()` was not sorted by name as documented.
+#[test]
+fn lossy_names_are_listed_in_name_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("ckpt");
+    // Byte order: "a\x80" < "a\xc3\xa9" ("aé"); name order: "aé" < "a\u{fffd}".
+    let (index, data) = build_bundle(
+        &[
+            f32_tensor(b"a\x80", &[2]),
+            f32_tensor("aé".as_bytes(), &[3]),
+        ],
+        false,
+    );
+    std::fs::write(tmp.path().join("ckpt.index"), index).unwrap();
+    std::fs::write(tmp.path().join("ckpt.data-00000-of-00001"), data).unwrap();
+    let ckpt = Checkpoint::open(&prefix).unwrap();
+    let names: Vec<&str> = ckpt.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["aé", "a\u{fffd}"]);
+    // Lookups still reach the right tensor after the reordering.
+    assert_eq!(ckpt.read_bytes("aé").unwrap().len(), 12);
+    assert_eq!(ckpt.read_bytes("a\u{fffd}").unwrap().len(), 8);
+}

@@ -307,6 +307,19 @@ impl Checkpoint {
                 layouts.push(layout);
             }
         }
+        // Keys are in byte order; a lossy name (U+FFFD for invalid bytes) can sort elsewhere,
+        // and `tensors()` promises name order (found by fuzzing). Valid UTF-8 names already are
+        // in order, so this only moves non-UTF-8 names.
+        if !tensors.windows(2).all(|w| w[0].name <= w[1].name) {
+            let mut pairs: Vec<(TensorInfo, Layout)> = tensors.into_iter().zip(layouts).collect();
+            pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            (tensors, layouts) = pairs.into_iter().unzip();
+            by_name = tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect();
+        }
         Ok(Checkpoint {
             prefix: prefix.to_path_buf(),
             index_path,
