@@ -283,13 +283,42 @@ impl Checkpoint {
             .collect();
         let mut tensors = Vec::new();
         let mut layouts = Vec::new();
-        let mut by_name = HashMap::new();
-        for ((info, layout), keep) in listed.into_iter().zip(keep) {
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut key_of: Vec<&[u8]> = Vec::new();
+        for (((info, layout), keep), (key, _, _)) in listed.into_iter().zip(keep).zip(&decoded) {
             if keep {
-                by_name.entry(info.name.clone()).or_insert(tensors.len());
+                // Keys are unique bytes, but names are shown lossily: two non-UTF-8 keys can
+                // become the same name, and a read by that name would silently return the
+                // other tensor (found by fuzzing). Refuse instead of guessing.
+                if let Some(&first) = by_name.get(&info.name) {
+                    return Err(CheckpointError::BadEntry {
+                        path: index_path.clone(),
+                        tensor: info.name.clone(),
+                        reason: format!(
+                            "index keys {} and {} are not valid UTF-8 and both read as this name, so they cannot be told apart",
+                            hex(key_of[first]),
+                            hex(key)
+                        ),
+                    });
+                }
+                by_name.insert(info.name.clone(), tensors.len());
+                key_of.push(key);
                 tensors.push(info);
                 layouts.push(layout);
             }
+        }
+        // Keys are in byte order; a lossy name (U+FFFD for invalid bytes) can sort elsewhere,
+        // and `tensors()` promises name order (found by fuzzing). Valid UTF-8 names already are
+        // in order, so this only moves non-UTF-8 names.
+        if !tensors.windows(2).all(|w| w[0].name <= w[1].name) {
+            let mut pairs: Vec<(TensorInfo, Layout)> = tensors.into_iter().zip(layouts).collect();
+            pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            (tensors, layouts) = pairs.into_iter().unzip();
+            by_name = tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect();
         }
         Ok(Checkpoint {
             prefix: prefix.to_path_buf(),
