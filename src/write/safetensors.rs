@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 
 use half::{bf16, f16};
 use serde_json::{json, Map, Value};
@@ -295,13 +296,134 @@ impl TensorSource for crate::checkpoint::Checkpoint {
     }
 }
 
+/// Buffers in flight between the converting thread and the writing thread.
+const BUFFERS: usize = 4;
+
+/// The converting side of the writer thread: hands out recycled buffers and sends filled
+/// ones (with their filled length) to be written.
+struct Pipe {
+    to_writer: SyncSender<(Vec<u8>, usize)>,
+    recycled: Receiver<Vec<u8>>,
+    made: usize,
+}
+
+/// The writer thread is gone (it failed; its error is the one to report).
+struct WriterGone;
+
+impl Pipe {
+    fn buffer(&mut self) -> Result<Vec<u8>, WriterGone> {
+        if let Ok(buf) = self.recycled.try_recv() {
+            return Ok(buf);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Ok(Vec::new());
+        }
+        self.recycled.recv().map_err(|_| WriterGone)
+    }
+
+    fn send(&self, buf: Vec<u8>, len: usize) -> Result<(), WriterGone> {
+        self.to_writer.send((buf, len)).map_err(|_| WriterGone)
+    }
+}
+
+/// Why converting stopped: an error of its own, or the writer thread failed.
+enum Stop {
+    Failed(WriteError),
+    WriterGone,
+}
+
+impl From<WriteError> for Stop {
+    fn from(e: WriteError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<WriterGone> for Stop {
+    fn from(_: WriterGone) -> Self {
+        Stop::WriterGone
+    }
+}
+
+/// Read, check and convert every tensor in order, sending the output bytes down `pipe`.
+fn produce(
+    pipe: &mut Pipe,
+    entries: &[Entry],
+    source: &dyn TensorSource,
+    dtype: OutputDtype,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, Stop> {
+    let mut written = 0u64;
+    let mut input = Vec::new();
+    for entry in entries {
+        let expected = entry.num_elements() * 4;
+        match transpose_shape(entry) {
+            None => {
+                let mut got = 0u64;
+                // The sink's own error type cannot carry "writer gone"; remember it here.
+                let mut gone = false;
+                let mut sink = |piece: &[u8]| {
+                    got += piece.len() as u64;
+                    if got > expected || piece.len() % 4 != 0 {
+                        return Err(size_error(entry, got));
+                    }
+                    let sent = pipe.buffer().and_then(|mut buf| {
+                        let len = match dtype {
+                            OutputDtype::F32 => {
+                                if buf.len() < piece.len() {
+                                    buf.resize(piece.len(), 0);
+                                }
+                                buf[..piece.len()].copy_from_slice(piece);
+                                piece.len()
+                            }
+                            _ => convert_into(piece, None, dtype, &mut buf).len(),
+                        };
+                        written += len as u64;
+                        progress(len as u64);
+                        pipe.send(buf, len)
+                    });
+                    sent.map_err(|WriterGone| {
+                        gone = true;
+                        WriteError::Io {
+                            path: "model.safetensors".into(),
+                            error: "the writer stopped".into(),
+                        }
+                    })
+                };
+                let read = source.f32_le_chunks(&entry.tf, COPY_CHUNK, &mut input, &mut sink);
+                if gone {
+                    return Err(Stop::WriterGone);
+                }
+                read?;
+                if got != expected {
+                    return Err(size_error(entry, got).into());
+                }
+            }
+            Some(shape) => {
+                let src = source.f32_le_into(&entry.tf, &mut input)?;
+                if src.len() as u64 != expected {
+                    return Err(size_error(entry, src.len() as u64).into());
+                }
+                let mut buf = pipe.buffer()?;
+                let len = convert_into(src, Some(shape), dtype, &mut buf).len();
+                written += len as u64;
+                progress(len as u64);
+                pipe.send(buf, len)?;
+            }
+        }
+    }
+    Ok(written)
+}
+
 /// Stream a complete safetensors file into `out`, calling `progress` with each chunk's size.
 ///
-/// Memory stays at a few buffers the size of the largest transposed tensor: copied tensors go
-/// through in [`COPY_CHUNK`] pieces. A tensor whose checksum fails is only detected after its
-/// pieces were written, so on any `Err` the caller must discard `out`'s destination (the
-/// staging directory does).
-pub fn write_safetensors<W: Write>(
+/// Tensors are read, checked and converted on the calling thread while a second thread writes
+/// the finished bytes, so the kernel's copy into the page cache overlaps the next tensor's
+/// work. Memory stays at a few buffers the size of the largest transposed tensor: copied
+/// tensors go through in [`COPY_CHUNK`] pieces. A tensor whose checksum fails is only detected
+/// after its pieces were written, so on any `Err` the caller must discard `out`'s destination
+/// (the staging directory does).
+pub fn write_safetensors<W: Write + Send>(
     out: &mut W,
     entries: &[Entry],
     source: &dyn TensorSource,
@@ -317,45 +439,38 @@ pub fn write_safetensors<W: Write>(
         .map_err(io)?;
     out.write_all(&header).map_err(io)?;
     progress(8 + header.len() as u64);
-    let mut written = 0u64;
-    let mut input = Vec::new();
-    let mut output = Vec::new();
-    for entry in entries {
-        let expected = entry.num_elements() * 4;
-        match transpose_shape(entry) {
-            None => {
-                let mut got = 0u64;
-                let mut sink = |piece: &[u8]| {
-                    got += piece.len() as u64;
-                    if got > expected || piece.len() % 4 != 0 {
-                        return Err(size_error(entry, got));
-                    }
-                    let bytes = match dtype {
-                        OutputDtype::F32 => piece,
-                        _ => convert_into(piece, None, dtype, &mut output),
-                    };
-                    out.write_all(bytes).map_err(io)?;
-                    written += bytes.len() as u64;
-                    progress(bytes.len() as u64);
-                    Ok(())
-                };
-                source.f32_le_chunks(&entry.tf, COPY_CHUNK, &mut input, &mut sink)?;
-                if got != expected {
-                    return Err(size_error(entry, got));
-                }
+    let (to_writer, filled) = sync_channel::<(Vec<u8>, usize)>(BUFFERS);
+    let (give_back, recycled) = channel::<Vec<u8>>();
+    let (produced, wrote) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for (buf, len) in filled {
+                out.write_all(&buf[..len])?;
+                // The converting side may be finished and gone; nothing to recycle then.
+                let _ = give_back.send(buf);
             }
-            Some(shape) => {
-                let src = source.f32_le_into(&entry.tf, &mut input)?;
-                if src.len() as u64 != expected {
-                    return Err(size_error(entry, src.len() as u64));
-                }
-                let bytes = convert_into(src, Some(shape), dtype, &mut output);
-                out.write_all(bytes).map_err(io)?;
-                written += bytes.len() as u64;
-                progress(bytes.len() as u64);
-            }
+            Ok(())
+        });
+        let mut pipe = Pipe {
+            to_writer,
+            recycled,
+            made: 0,
+        };
+        let produced = produce(&mut pipe, entries, source, dtype, progress);
+        drop(pipe); // closes the channel: the writer drains it and ends
+        let wrote = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (produced, wrote)
+    });
+    let written = match (produced, wrote) {
+        (Ok(written), Ok(())) => written,
+        (_, Err(e)) => return Err(io(e)),
+        (Err(Stop::Failed(e)), Ok(())) => return Err(e),
+        // Not expected: the writer only ends early on an error.
+        (Err(Stop::WriterGone), Ok(())) => {
+            return Err(io(std::io::Error::other("the writer thread stopped early")))
         }
-    }
+    };
     debug_assert_eq!(written, data_len);
     Ok(8 + header.len() as u64 + written)
 }
