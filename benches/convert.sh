@@ -41,12 +41,23 @@ measure() {
 "$BIN" --model discriminator "$CKPT" -o "$OUT" --force --quiet
 cp "$OUT/model.safetensors" "$COPY"
 
+# Every contender starts from a missing destination (deleting the previous 438 MB output is not
+# part of anyone's time). The extra rows (--model both, --dtype f16) are not goals, just figures.
+OUT_BOTH="$DATA/out-both"
+OUT_F16="$DATA/out-f16"
 results=$(mktemp)
 for _ in $(seq "$RUNS"); do
-  measure electra-convert "$BIN" --model discriminator "$CKPT" -o "$OUT" --force --quiet >>"$results"
+  rm -rf "$OUT"
+  measure electra-convert "$BIN" --model discriminator "$CKPT" -o "$OUT" --quiet >>"$results"
   rm -f "$COPY"
   measure cp cp "$OUT/model.safetensors" "$COPY" >>"$results"
+  if [ "${SKIP_EXTRA:-0}" != 1 ]; then
+    rm -rf "$OUT_BOTH" "$OUT_F16"
+    measure electra-convert-both "$BIN" --model both "$CKPT" -o "$OUT_BOTH" --quiet >>"$results"
+    measure electra-convert-f16 "$BIN" --model discriminator --dtype f16 "$CKPT" -o "$OUT_F16" --quiet >>"$results"
+  fi
 done
+rm -rf "$OUT_BOTH" "$OUT_F16"
 
 if [ "${SKIP_TRANSFORMERS:-0}" != 1 ]; then
   rm -rf "$DATA/out-transformers"
@@ -54,11 +65,19 @@ if [ "${SKIP_TRANSFORMERS:-0}" != 1 ]; then
 fi
 
 echo "output size: $(stat -c %s "$OUT/model.safetensors") bytes"
-echo "runs: $RUNS (median wall time, max peak RSS)"
+echo "runs: $RUNS (median wall time, max peak RSS; ratio = median / cp's median)"
+median_of() {
+  local n
+  n=$(grep -c "^$1 " "$results")
+  grep "^$1 " "$results" | awk '{print $2}' | sort -n | sed -n "$(((n + 1) / 2))p"
+}
+cp_median=$(median_of cp)
 for label in $(awk '{print $1}' "$results" | sort -u); do
   n=$(grep -c "^$label " "$results")
-  median=$(grep "^$label " "$results" | awk '{print $2}' | sort -n | sed -n "$(((n + 1) / 2))p")
+  median=$(median_of "$label")
   peak=$(grep "^$label " "$results" | awk '{print $3}' | sort -n | tail -n 1)
-  printf "%-22s median %7.2f s  peak RSS %8.1f MiB  (%d runs)\n" "$label" "$median" "$(echo "$peak / 1024" | bc -l)" "$n"
+  printf "%-22s median %7.2f s  peak RSS %8.1f MiB  %6.1fx cp  (%d runs, all: %s)\n" "$label" "$median" \
+    "$(echo "$peak / 1024" | bc -l)" "$(echo "$median / $cp_median" | bc -l)" "$n" \
+    "$(grep "^$label " "$results" | awk '{print $2}' | sort -n | tr '\n' ' ' | sed 's/ $//')"
 done
 rm -f "$results" "$COPY"

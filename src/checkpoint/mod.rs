@@ -13,6 +13,7 @@ mod error;
 pub mod proto;
 mod resolve;
 pub mod slices;
+mod stream;
 pub mod table;
 #[doc(hidden)]
 pub mod testing;
@@ -31,6 +32,7 @@ pub use dtype::DType;
 pub use error::CheckpointError;
 pub use proto::{BundleEntry, BundleHeader, Endianness};
 pub use resolve::{parse_state_file, resolve, with_suffix};
+pub use stream::ChunkError;
 pub use table::TableError;
 
 /// Maximum rank TF accepts (`TensorShape::MaxDimensions`).
