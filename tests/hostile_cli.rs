@@ -241,7 +241,7 @@ fn convert_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
     }
     let _guard = Tmpfs(mnt.clone());
     let out = mnt.join("deeper/model");
-    fails(
+    let stderr = fails(
         &[
             "convert".as_ref(),
             os(&root().join("fixtures/electra/tied")),
@@ -250,8 +250,15 @@ fn convert_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
             "-o".as_ref(),
             os(&out),
         ],
-        &["No space left on device", "model.safetensors"],
+        &[
+            "No space left on device",
+            "model.safetensors",
+            &out.display().to_string(),
+            "Free space",
+        ],
     );
+    // The message names the output the user asked for, not the vanished staging directory.
+    assert!(!stderr.contains(".tmp-"), "{stderr}");
     // Not even the parent directory the run created is left.
     assert!(entries(&mnt).is_empty(), "{:?}", entries(&mnt));
 }

@@ -13,7 +13,7 @@ use crate::cli::{ConvertArgs, ModelKind, OutputDtype};
 use crate::exit;
 use crate::mapping::{self, Plan, SkipCategory, SourceVar};
 use crate::verify::{self, ParityReport, Tolerance};
-use crate::write::{self, config, ModelFiles, Staging, Tokenizer};
+use crate::write::{self, config, ModelFiles, Staging, Tokenizer, WriteError};
 
 /// The result of one `convert` run.
 #[derive(Debug, Serialize)]
@@ -278,7 +278,12 @@ pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result
         let sub = plan.kind.as_str();
         let dir = if both {
             let d = staging.path().join(sub);
-            std::fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir(&d)
+                .map_err(|e| WriteError::Io {
+                    path: d.clone(),
+                    error: e.to_string(),
+                })
+                .map_err(|e| staging.attribute(e))?;
             d
         } else {
             staging.path().to_path_buf()
@@ -290,7 +295,8 @@ pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result
             tokenizer: tokenizer.as_ref(),
             dtype: args.dtype,
         };
-        let written = write::write_model_files(&dir, &files, &ckpt, &mut |n| progress.inc(n))?;
+        let written = write::write_model_files(&dir, &files, &ckpt, &mut |n| progress.inc(n))
+            .map_err(|e| staging.attribute(e))?;
         outputs.push(ConvertedModel {
             kind: plan.kind,
             class: plan.class,

@@ -38,6 +38,13 @@ pub enum WriteError {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: String },
 
+    #[error("writing {file} of {output} failed: {error}; nothing was left behind. Free space or fix permissions where {output} goes, or choose another -o")]
+    OutputWrite {
+        output: PathBuf,
+        file: String,
+        error: String,
+    },
+
     #[error("reading checkpoint variable `{tensor}`: {error}")]
     Read { tensor: String, error: String },
 
@@ -164,13 +171,38 @@ impl Staging {
             force,
             done: false,
         };
-        std::fs::create_dir(&staging.temp).map_err(io_err(&staging.temp))?;
+        std::fs::create_dir(&staging.temp)
+            .map_err(io_err(&staging.temp))
+            .map_err(|e| staging.attribute(e))?;
         Ok(staging)
     }
 
     /// Where to write the files.
     pub fn path(&self) -> &Path {
         &self.temp
+    }
+
+    /// Re-word an I/O error about a file inside the staging directory in terms of the output
+    /// the user asked for (the staging path is gone by the time the error is printed).
+    pub fn attribute(&self, error: WriteError) -> WriteError {
+        match error {
+            WriteError::Io { path, error } if path.starts_with(&self.temp) => {
+                let file = path
+                    .strip_prefix(&self.temp)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                WriteError::OutputWrite {
+                    output: self.final_dir.clone(),
+                    file: if file.is_empty() {
+                        "the staging directory".to_owned()
+                    } else {
+                        file
+                    },
+                    error,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Move the finished directory into place.
