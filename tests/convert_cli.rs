@@ -524,3 +524,40 @@ fn output_must_name_a_directory() {
         .stderr(predicate::str::contains("does not name a directory"));
     assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
 }
+
+/// Giving a converted model directory (or a `--model both` output) where a TF checkpoint is
+/// expected says so, instead of only "pass the checkpoint prefix".
+#[test]
+fn model_directory_given_as_checkpoint_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = expected("tied", "discriminator");
+    bin()
+        .args(["--model", "discriminator"])
+        .arg(&model)
+        .arg("-o")
+        .arg(tmp.path().join("out"))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "is a converted HuggingFace model directory, not a TensorFlow checkpoint",
+        ));
+    let both = tmp.path().join("both");
+    std::fs::create_dir_all(both.join("generator")).unwrap();
+    std::fs::copy(
+        expected("tied", "generator").join("model.safetensors"),
+        both.join("generator/model.safetensors"),
+    )
+    .unwrap();
+    bin()
+        .args(["map", "--model", "generator"])
+        .arg(&both)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "holds converted HuggingFace models",
+        ))
+        .stderr(predicate::str::contains("generator"));
+    assert!(!tmp.path().join("out").exists());
+}

@@ -208,3 +208,38 @@ fn errors_exit_1_with_a_clear_message() {
             "ckpt.data-00001-of-00002 is missing",
         ));
 }
+
+/// A `--model both` output directory (`DIR/discriminator`, `DIR/generator`) is listed model by
+/// model instead of being refused as "no checkpoint".
+#[test]
+fn both_output_directory_lists_each_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = fixtures().join("electra/tied/expected");
+    for kind in ["discriminator", "generator"] {
+        std::fs::create_dir(tmp.path().join(kind)).unwrap();
+        for f in ["model.safetensors", "config.json"] {
+            std::fs::copy(expected.join(kind).join(f), tmp.path().join(kind).join(f)).unwrap();
+        }
+    }
+    let doc = json_of(inspect(&["--json".as_ref(), tmp.path().as_os_str()]));
+    let models = doc["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(
+        models[0]["config"]["architectures"][0],
+        "ElectraForPreTraining"
+    );
+    assert_eq!(
+        models[1]["config"]["architectures"][0],
+        "ElectraForMaskedLM"
+    );
+    assert!(models[1]["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "generator_lm_head.bias"));
+    inspect(&[tmp.path().as_os_str()])
+        .success()
+        .stdout(predicate::str::contains("holds 2 converted model(s)"))
+        .stdout(predicate::str::contains("ElectraForPreTraining"))
+        .stdout(predicate::str::contains("ElectraForMaskedLM"));
+}

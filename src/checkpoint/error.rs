@@ -17,8 +17,10 @@ pub enum CheckpointError {
     #[error("no checkpoint at prefix {prefix}: {prefix}.index does not exist{hint}")]
     NoIndex { prefix: PathBuf, hint: String },
 
-    #[error("directory {dir} holds no checkpoint: no `checkpoint` state file and no *.index file; pass the checkpoint prefix instead")]
-    NoCheckpointInDir { dir: PathBuf },
+    #[error(
+        "directory {dir} holds no checkpoint: no `checkpoint` state file and no *.index file{hint}"
+    )]
+    NoCheckpointInDir { dir: PathBuf, hint: String },
 
     #[error("directory {dir} holds several checkpoints ({}) and no `checkpoint` state file says which is current; pass one prefix explicitly", .candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "))]
     SeveralCheckpoints {

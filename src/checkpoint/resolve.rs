@@ -152,6 +152,7 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CheckpointError> {
     match candidates.len() {
         0 => Err(CheckpointError::NoCheckpointInDir {
             dir: dir.to_path_buf(),
+            hint: no_checkpoint_hint(dir),
         }),
         1 => Ok(candidates.remove(0)),
         _ => Err(CheckpointError::SeveralCheckpoints {
@@ -159,6 +160,29 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CheckpointError> {
             candidates,
         }),
     }
+}
+
+/// What to say about a directory without a checkpoint: a converted model directory (or a
+/// `--model both` output) is a common wrong argument, and deserves a precise pointer.
+fn no_checkpoint_hint(dir: &Path) -> String {
+    let holds_model = |d: &Path| {
+        d.join("model.safetensors").is_file() || d.join("model.safetensors.index.json").is_file()
+    };
+    if holds_model(dir) {
+        return "; it is a converted HuggingFace model directory, not a TensorFlow checkpoint: pass the TF checkpoint it was converted from (inspect and verify take the model directory itself)".to_string();
+    }
+    let models: Vec<String> = ["discriminator", "generator"]
+        .iter()
+        .filter(|sub| holds_model(&dir.join(sub)))
+        .map(|sub| dir.join(sub).display().to_string())
+        .collect();
+    if !models.is_empty() {
+        return format!(
+            "; it holds converted HuggingFace models ({}), not a TensorFlow checkpoint: pass the TF checkpoint they were converted from, or one of those directories to inspect or verify",
+            models.join(", ")
+        );
+    }
+    "; pass the directory that holds the checkpoint, or the checkpoint prefix".to_string()
 }
 
 /// Parse a text-format `CheckpointState` and return `model_checkpoint_path`, if set.

@@ -16,10 +16,59 @@ use crate::cli::InspectArgs;
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let out = match safetensors_target(&args.path)? {
         Some(target) => inspect_safetensors(&target, args)?,
-        None => inspect_checkpoint(&args.path, args)?,
+        None => match model_subdirs(&args.path)? {
+            Some(targets) => inspect_models(&args.path, &targets, args)?,
+            None => inspect_checkpoint(&args.path, args)?,
+        },
     };
     print!("{out}");
     Ok(())
+}
+
+/// A `--model both` output: `DIR/discriminator/` and `DIR/generator/`, each a model directory.
+/// `None` when `path` is not a directory or has neither subdirectory.
+fn model_subdirs(path: &Path) -> anyhow::Result<Option<Vec<SafetensorsTarget>>> {
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let mut targets = Vec::new();
+    for sub in ["discriminator", "generator"] {
+        if let Some(target) = safetensors_target(&path.join(sub))? {
+            targets.push(target);
+        }
+    }
+    Ok(Some(targets).filter(|t| !t.is_empty()))
+}
+
+/// Every model directory of a `--model both` output, one after the other (JSON: `models[]`).
+fn inspect_models(
+    path: &Path,
+    targets: &[SafetensorsTarget],
+    args: &InspectArgs,
+) -> anyhow::Result<String> {
+    let parts = targets
+        .iter()
+        .map(|t| inspect_safetensors(t, args))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    if args.json {
+        let models = parts
+            .iter()
+            .map(|p| serde_json::from_str(p))
+            .collect::<Result<Vec<Value>, _>>()?;
+        let doc = json!({"directory": path.display().to_string(), "models": models});
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| t.shown.display().to_string())
+        .collect();
+    Ok(format!(
+        "{} holds {} converted model(s): {}\n\n{}",
+        path.display(),
+        targets.len(),
+        names.join(", "),
+        parts.join("\n")
+    ))
 }
 
 /// What a safetensors inspection reads: the weight files and an optional config.json.
