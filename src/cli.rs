@@ -7,10 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const TOP_EXAMPLES: &str = "\
 Examples:
-  electra-convert --model discriminator fixtures/small/model.ckpt-5 -o out/small-disc
-  electra-convert inspect fixtures/small/model.ckpt-5
-  electra-convert map --model generator fixtures/small/model.ckpt-5
-  electra-convert verify out/small-disc --checkpoint fixtures/small/model.ckpt-5
+  electra-convert --model discriminator fixtures/electra/tied/model.ckpt-1000 -o out/tied-disc
+  electra-convert inspect fixtures/electra/tied/model.ckpt-1000
+  electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000
+  electra-convert verify out/tied-disc --checkpoint fixtures/electra/tied/model.ckpt-1000
   electra-convert batch sweep.toml --jobs 2 --report report.json
 
 Running without a subcommand means `convert`.
@@ -20,28 +20,28 @@ Exit codes: 0 success, 1 error (bad or unreadable input, I/O), 2 usage error,
 
 const CONVERT_EXAMPLES: &str = "\
 Examples:
-  electra-convert convert --model discriminator fixtures/small/model.ckpt-5 -o out/disc
+  electra-convert convert --model discriminator fixtures/electra/tied/model.ckpt-1000 -o out/disc
   electra-convert --model both runs/base/ -o out/base --vocab vocab.txt --verify
   electra-convert --model generator ckpt/electra_small -o out/gen --dtype f16 --force
   electra-convert --model encoder finetuned/model.ckpt-2000 -o out/enc --json";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:
-  electra-convert inspect fixtures/small/model.ckpt-5
-  electra-convert inspect --all --json fixtures/small/
+  electra-convert inspect fixtures/electra/tied/model.ckpt-1000
+  electra-convert inspect --all --json fixtures/electra/tied/
   electra-convert inspect out/disc/model.safetensors
   electra-convert inspect out/disc";
 
 const MAP_EXAMPLES: &str = "\
 Examples:
-  electra-convert map --model discriminator fixtures/small/model.ckpt-5
-  electra-convert map --model generator fixtures/small/model.ckpt-5 --json";
+  electra-convert map --model discriminator fixtures/electra/tied/model.ckpt-1000
+  electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000 --json";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
   electra-convert verify out/disc --reference refs/disc.safetensors
   electra-convert verify out/gen --reference refs/gen.npz --atol 1e-5 --json
-  electra-convert verify out/disc --checkpoint fixtures/small/model.ckpt-5";
+  electra-convert verify out/disc --checkpoint fixtures/electra/tied/model.ckpt-1000";
 
 const BATCH_EXAMPLES: &str = "\
 Examples:
@@ -290,7 +290,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
-    /// No progress bars.
+    /// No progress bars, no per-job `ok` lines or notes (failures are still printed).
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -332,6 +332,31 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The help examples are meant to be pasted from the repository root: every fixture they
+    /// name must exist.
+    #[test]
+    fn help_examples_name_existing_fixtures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let all = [
+            TOP_EXAMPLES,
+            CONVERT_EXAMPLES,
+            INSPECT_EXAMPLES,
+            MAP_EXAMPLES,
+            VERIFY_EXAMPLES,
+            BATCH_EXAMPLES,
+        ];
+        let mut seen = 0;
+        for word in all.iter().flat_map(|text| text.split_whitespace()) {
+            if let Some(rest) = word.strip_prefix("fixtures/") {
+                seen += 1;
+                let path = root.join("fixtures").join(rest);
+                let index = PathBuf::from(format!("{}.index", path.display()));
+                assert!(path.exists() || index.exists(), "{word} does not exist");
+            }
+        }
+        assert!(seen >= 5, "only {seen} fixture paths in the examples");
     }
 
     #[test]

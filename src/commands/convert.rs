@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::cli::{ConvertArgs, ModelKind, OutputDtype};
 use crate::exit;
 use crate::mapping::{self, Plan, SkipCategory, SourceVar};
-use crate::verify::{self, ParityReport, Tolerance};
+use crate::verify::{self, ParityReport};
 use crate::write::{self, config, ModelFiles, Staging, Tokenizer, WriteError};
 
 /// The result of one `convert` run.
@@ -113,10 +113,7 @@ fn run_checks(
     class: &str,
     both: bool,
 ) -> anyhow::Result<Vec<ParityReport>> {
-    let tol = Tolerance {
-        atol: args.atol,
-        rtol: args.rtol,
-    };
+    let tol = super::verify::tolerance(args.atol, args.rtol)?;
     let mut reports = Vec::new();
     if args.verify {
         let report = verify::verify_against_checkpoint(dir, &args.checkpoint, tol, 0)
@@ -145,7 +142,8 @@ fn run_checks(
     Ok(reports)
 }
 
-fn source_vars(ckpt: &Checkpoint) -> Vec<SourceVar> {
+/// The checkpoint's variables as the mapping sees them (`map` and `convert` plan from these).
+pub(super) fn source_vars(ckpt: &Checkpoint) -> Vec<SourceVar> {
     ckpt.tensors()
         .iter()
         .map(|t| SourceVar {
@@ -214,11 +212,7 @@ fn load_tokenizer(
 /// One conversion exactly as the `convert` command performs it; `batch` calls this per job.
 /// Never prints to stdout; drives `progress` with bytes written.
 pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result<ConvertOutcome> {
-    for (name, v) in [("--atol", args.atol), ("--rtol", args.rtol)] {
-        if !v.is_finite() || v < 0.0 {
-            anyhow::bail!("{name} must be a finite number >= 0, got {v}");
-        }
-    }
+    super::verify::tolerance(args.atol, args.rtol)?;
     if let Some(reference) = &args.reference {
         // An unusable reference file stops the run before anything is written.
         verify::check_reference(reference)?;

@@ -7,20 +7,12 @@ use serde_json::json;
 
 use crate::checkpoint::Checkpoint;
 use crate::cli::MapArgs;
-use crate::mapping::{self, Plan, SkipCategory, SourceVar};
+use crate::mapping::{self, Plan, SkipCategory};
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
-    let vars: Vec<SourceVar> = ckpt
-        .tensors()
-        .iter()
-        .map(|t| SourceVar {
-            name: t.name.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype.tf_name(),
-        })
-        .collect();
+    let vars = super::convert::source_vars(&ckpt);
     let plans = mapping::plan_all(args.model, &vars)
         .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
     if args.json {

@@ -71,7 +71,7 @@ pub(crate) fn compare(
             let same = (0..rows)
                 .filter(|r| {
                     let range = r * width..(r + 1) * width;
-                    argmax_f32(&ours[range.clone()]) == argmax_f64(&expected[range])
+                    argmax(&ours[range.clone()]) == argmax(&expected[range])
                 })
                 .count();
             Some(fraction(same, rows))
@@ -117,25 +117,12 @@ fn fraction(n: usize, of: usize) -> f64 {
     }
 }
 
-fn argmax_f32(v: &[f32]) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
+/// Index of the largest value (the first one on ties); `None` for an empty slice or any NaN.
+fn argmax<T: Copy + PartialOrd>(v: &[T]) -> Option<usize> {
+    let mut best: Option<(usize, T)> = None;
     for (i, &x) in v.iter().enumerate() {
-        if x.is_nan() {
-            return None;
-        }
-        if best.is_none_or(|(_, b)| x > b) {
-            best = Some((i, x));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
-fn argmax_f64(v: &[f64]) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, &x) in v.iter().enumerate() {
-        if x.is_nan() {
-            return None;
-        }
+        // Only NaN is unordered with itself: no argmax then.
+        x.partial_cmp(&x)?;
         if best.is_none_or(|(_, b)| x > b) {
             best = Some((i, x));
         }
@@ -182,6 +169,14 @@ mod tests {
         assert!(!c.passed);
         assert!(c.max_abs_diff.is_nan());
         assert_eq!(c.worst_index, Some(vec![0]));
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum_and_refuses_nan() {
+        assert_eq!(argmax(&[0.5f32, 2.0, 2.0, -1.0]), Some(1));
+        assert_eq!(argmax(&[-3.0f64, -1.0, -2.0]), Some(1));
+        assert_eq!(argmax(&[1.0f64, f64::NAN, 3.0]), None);
+        assert_eq!(argmax::<f32>(&[]), None);
     }
 
     #[test]
