@@ -216,3 +216,41 @@ fn batch_reports_parity() {
         "{failures:?}"
     );
 }
+
+/// `verify` on the top directory of a `--model both` output says to verify each model, and a
+/// missing config.json is reported once (the OS error is not repeated by the error chain).
+#[test]
+fn verify_on_a_both_output_points_at_its_model_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("both");
+    let done = convert("tied", "both", &out, &[]);
+    assert!(done.status.success(), "{done:?}");
+    let run = cli()
+        .arg("verify")
+        .arg(&out)
+        .arg("--checkpoint")
+        .arg(checkpoint("tied"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.stdout.is_empty());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("is a --model both output"), "{err}");
+    assert!(
+        err.contains(&out.join("generator").display().to_string()),
+        "{err}"
+    );
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = cli()
+        .arg("verify")
+        .arg(&empty)
+        .arg("--checkpoint")
+        .arg(checkpoint("tied"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -121,9 +121,9 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Read and validate `path` (a `config.json`).
     pub fn load(path: &Path) -> Result<ModelConfig, VerifyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| VerifyError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| VerifyError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let value: Value = serde_json::from_str(&text).map_err(|err| VerifyError::Config {
             path: path.to_path_buf(),

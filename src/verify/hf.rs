@@ -35,9 +35,9 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|source| VerifyError::Io {
+        let text = std::fs::read_to_string(&index).map_err(|error| VerifyError::Io {
             path: index.clone(),
-            source,
+            error,
         })?;
         let bad = |message: String| VerifyError::Safetensors {
             path: index.clone(),

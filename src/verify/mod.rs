@@ -157,10 +157,12 @@ impl ParityReport {
 /// Everything that can stop a parity check before it produces a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot read {}: {source}", path.display())]
+    // The OS error is embedded in the message, not chained as `source()`, so `{:#}` does not
+    // print it twice.
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },
@@ -218,7 +220,24 @@ struct Converted {
 }
 
 fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
-    let config = ModelConfig::load(&model_dir.join("config.json"))?;
+    let config_path = model_dir.join("config.json");
+    let models: Vec<String> = ["discriminator", "generator"]
+        .iter()
+        .map(|sub| model_dir.join(sub))
+        .filter(|sub| sub.join("config.json").is_file())
+        .map(|sub| sub.display().to_string())
+        .collect();
+    if !config_path.exists() && !models.is_empty() {
+        return Err(VerifyError::Config {
+            path: config_path,
+            message: format!(
+                "missing; {} is a --model both output: verify each model directory ({}) on its own",
+                model_dir.display(),
+                models.join(", ")
+            ),
+        });
+    }
+    let config = ModelConfig::load(&config_path)?;
     let mut weights = HfWeights::open(model_dir)?;
     let arch = match config.architecture {
         Some(arch) => arch,

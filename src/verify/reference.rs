@@ -23,9 +23,9 @@ pub fn read_reference(path: &Path) -> Result<ReferenceFile, VerifyError> {
         path: path.to_path_buf(),
         message,
     };
-    let io = |source| VerifyError::Io {
+    let io = |error| VerifyError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
