@@ -181,11 +181,11 @@ pub struct ConvertArgs {
     pub reference: Option<PathBuf>,
 
     /// Absolute tolerance for --verify / --reference.
-    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    #[arg(long, default_value_t = 1e-4, value_name = "X", value_parser = parse_tolerance)]
     pub atol: f64,
 
     /// Relative tolerance for --verify / --reference.
-    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    #[arg(long, default_value_t = 1e-4, value_name = "X", value_parser = parse_tolerance)]
     pub rtol: f64,
 
     /// No progress bar and no notes on stderr (errors are still printed).
@@ -241,11 +241,11 @@ pub struct VerifyArgs {
     pub checkpoint: Option<PathBuf>,
 
     /// Absolute tolerance.
-    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    #[arg(long, default_value_t = 1e-4, value_name = "X", value_parser = parse_tolerance)]
     pub atol: f64,
 
     /// Relative tolerance.
-    #[arg(long, default_value_t = 1e-4, value_name = "X")]
+    #[arg(long, default_value_t = 1e-4, value_name = "X", value_parser = parse_tolerance)]
     pub rtol: f64,
 
     /// Seed for the generated inputs of --checkpoint.
@@ -293,6 +293,15 @@ pub struct BatchArgs {
     /// No progress bars, no per-job `ok` lines or notes (failures are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--atol` / `--rtol`: a finite number >= 0 (anything else is a usage error, exit 2).
+fn parse_tolerance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number >= 0, got {v}")),
+        Err(e) => Err(format!("not a number ({e})")),
+    }
 }
 
 /// Names that select a subcommand (or a top-level flag) as the first argument.
@@ -357,6 +366,25 @@ mod tests {
             }
         }
         assert!(seen >= 5, "only {seen} fixture paths in the examples");
+    }
+
+    #[test]
+    fn negative_or_infinite_tolerance_is_a_usage_error() {
+        for bad in ["--atol=-1", "--rtol=inf", "--atol=NaN", "--rtol=x"] {
+            let err =
+                Cli::try_parse_from(["electra-convert", "verify", "d", "--checkpoint", "c", bad])
+                    .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let ok = Cli::try_parse_from([
+            "electra-convert",
+            "verify",
+            "d",
+            "--checkpoint",
+            "c",
+            "--atol=0",
+        ]);
+        assert!(ok.is_ok());
     }
 
     #[test]
