@@ -561,3 +561,40 @@ fn model_directory_given_as_checkpoint_is_named_as_such() {
         .stderr(predicate::str::contains("generator"));
     assert!(!tmp.path().join("out").exists());
 }
+
+/// `-o` naming the checkpoint's own directory (or a parent of it) with `--force` would delete
+/// the checkpoint when the old directory is replaced: refused, and the checkpoint is intact.
+#[test]
+fn force_never_replaces_the_directory_holding_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("runs/tied");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    for f in [
+        "checkpoint",
+        "model.ckpt-1000.index",
+        "model.ckpt-1000.data-00000-of-00001",
+    ] {
+        std::fs::copy(fixture("tied").join(f), ckpt.join(f)).unwrap();
+    }
+    for out in [ckpt.clone(), tmp.path().join("runs")] {
+        bin()
+            .args(["--model", "discriminator", "--force", "-q"])
+            .arg(&ckpt)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains("holds the checkpoint"));
+        assert!(ckpt.join("model.ckpt-1000.index").is_file());
+        assert!(ckpt.join("model.ckpt-1000.data-00000-of-00001").is_file());
+    }
+    // A new directory inside the checkpoint's directory is fine.
+    bin()
+        .args(["--model", "discriminator", "-q"])
+        .arg(&ckpt)
+        .arg("-o")
+        .arg(ckpt.join("hf"))
+        .assert()
+        .success();
+}

@@ -209,6 +209,38 @@ fn load_tokenizer(
     Ok(Some(tok))
 }
 
+/// `--force` replaces the output directory: refuse when that directory is, or contains, the
+/// checkpoint being converted or the reference file (both are still read after the old directory
+/// is deleted, and the checkpoint is the user's training state).
+fn spare_inputs(args: &ConvertArgs, ckpt: &Checkpoint) -> anyhow::Result<()> {
+    // An output that does not exist yet replaces nothing.
+    let Ok(output) = args.output.canonicalize() else {
+        return Ok(());
+    };
+    let mut inputs = vec![("checkpoint", checkpoint_dir(ckpt))];
+    if let Some(reference) = &args.reference {
+        inputs.push(("reference", reference.clone()));
+    }
+    for (what, path) in inputs {
+        let Ok(path) = path.canonicalize() else {
+            continue;
+        };
+        if path.starts_with(&output) {
+            anyhow::bail!(
+                "output directory {} holds the {what} this run reads ({}); replacing it with --force would delete it. Choose an -o outside it (e.g. {})",
+                args.output.display(),
+                path.display(),
+                output.with_file_name(format!(
+                    "{}-hf",
+                    output.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy())
+                ))
+                .display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One conversion exactly as the `convert` command performs it; `batch` calls this per job.
 /// Never prints to stdout; drives `progress` with bytes written.
 pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result<ConvertOutcome> {
@@ -220,6 +252,7 @@ pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result
     write::check_destination(&args.output, args.force)?;
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
+    spare_inputs(args, &ckpt)?;
     let vars = source_vars(&ckpt);
     let plans = mapping::plan_all(args.model, &vars)
         .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
