@@ -208,10 +208,7 @@ pub trait TensorSource {
     /// The same bytes, in `buf` (reused across tensors: grown, never shrunk). Returns the
     /// filled part.
     fn f32_le_into<'b>(&self, tf_name: &str, buf: &'b mut Vec<u8>) -> Result<&'b [u8], WriteError> {
-        let bytes = self.f32_le_bytes(tf_name)?;
-        buf.clear();
-        buf.extend_from_slice(&bytes);
-        Ok(&buf[..])
+        copy_into(&self.f32_le_bytes(tf_name)?, buf)
     }
 
     /// The same bytes, handed to `sink` in order in pieces of at most `chunk` bytes, using `buf`
@@ -225,12 +222,27 @@ pub trait TensorSource {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), WriteError>,
     ) -> Result<(), WriteError> {
         let _ = buf;
-        let bytes = self.f32_le_bytes(tf_name)?;
-        for piece in bytes.chunks(chunk.max(1)) {
-            sink(piece)?;
-        }
-        Ok(())
+        feed_in_chunks(&self.f32_le_bytes(tf_name)?, chunk, sink)
     }
+}
+
+/// `bytes` copied into the reused `buf`; returns the filled part.
+fn copy_into<'b>(bytes: &[u8], buf: &'b mut Vec<u8>) -> Result<&'b [u8], WriteError> {
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    Ok(&buf[..])
+}
+
+/// `bytes` handed to `sink` in order, in pieces of at most `chunk` bytes.
+fn feed_in_chunks(
+    bytes: &[u8],
+    chunk: usize,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), WriteError>,
+) -> Result<(), WriteError> {
+    for piece in bytes.chunks(chunk.max(1)) {
+        sink(piece)?;
+    }
+    Ok(())
 }
 
 fn read_error(tf_name: &str) -> impl Fn(crate::checkpoint::CheckpointError) -> WriteError + '_ {
@@ -267,10 +279,7 @@ impl TensorSource for crate::checkpoint::Checkpoint {
         if is_f32(self, tf_name)? {
             self.read_into(tf_name, buf).map_err(read_error(tf_name))
         } else {
-            let bytes = self.f32_le_bytes(tf_name)?;
-            buf.clear();
-            buf.extend_from_slice(&bytes);
-            Ok(&buf[..])
+            copy_into(&self.f32_le_bytes(tf_name)?, buf)
         }
     }
 
@@ -282,11 +291,7 @@ impl TensorSource for crate::checkpoint::Checkpoint {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), WriteError>,
     ) -> Result<(), WriteError> {
         if !is_f32(self, tf_name)? {
-            let bytes = self.f32_le_bytes(tf_name)?;
-            for piece in bytes.chunks(chunk.max(1)) {
-                sink(piece)?;
-            }
-            return Ok(());
+            return feed_in_chunks(&self.f32_le_bytes(tf_name)?, chunk, sink);
         }
         self.read_chunks(tf_name, chunk, buf, sink)
             .map_err(|e| match e {
@@ -592,6 +597,44 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(out, Cow::Borrowed(_)));
+    }
+
+    /// float16 / bfloat16 checkpoint variables come out of every `TensorSource` path as the
+    /// same f32 values that `read_f32` decodes (real TF-written fixture).
+    #[test]
+    fn half_checkpoint_variables_read_as_f32_through_every_path() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format/half");
+        let ckpt = crate::checkpoint::Checkpoint::open(&dir).unwrap();
+        for name in ["h16", "bf16", "f32_neighbour"] {
+            let want: Vec<u8> = ckpt
+                .read_f32(name)
+                .unwrap()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            assert_eq!(
+                want.len(),
+                ckpt.get(name).unwrap().num_elements() as usize * 4
+            );
+            assert_eq!(&*ckpt.f32_le_bytes(name).unwrap(), &want[..], "{name}");
+            let mut buf = vec![0xAA; 3];
+            assert_eq!(
+                ckpt.f32_le_into(name, &mut buf).unwrap(),
+                &want[..],
+                "{name}"
+            );
+            let mut got = Vec::new();
+            let mut pieces = 0;
+            ckpt.f32_le_chunks(name, 7, &mut buf, &mut |p| {
+                assert!(p.len() <= 7);
+                pieces += 1;
+                got.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(pieces, want.len().div_ceil(7), "{name}");
+        }
     }
 
     #[test]
