@@ -24,10 +24,10 @@ use crate::cli::{ConvertArgs, ModelKind, OutputDtype};
 /// Everything that can go wrong while reading a manifest, choosing a shard or writing a report.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}: {error}")]
     ReadManifest {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("manifest {path} is not valid {format}: {message}")]
@@ -107,10 +107,10 @@ pub enum BatchError {
     )]
     BadShard { spec: String, reason: String },
 
-    #[error("cannot write report {path}: {source}")]
+    #[error("cannot write report {path}: {error}")]
     WriteReport {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -184,9 +184,9 @@ fn job_label(index: usize, name: Option<&str>) -> String {
 /// Read, parse and validate a manifest. The format follows the extension (`.toml`, `.json`);
 /// anything else is tried as TOML, then as JSON.
 pub fn load_manifest(path: &Path) -> Result<Manifest, BatchError> {
-    let text = std::fs::read_to_string(path).map_err(|source| BatchError::ReadManifest {
+    let text = std::fs::read_to_string(path).map_err(|error| BatchError::ReadManifest {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let ext = path
         .extension()
@@ -1038,9 +1038,9 @@ fn xml_escape_text(text: &str) -> String {
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a half-written report. Creates missing parent directories.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BatchError> {
-    let err = |source| BatchError::WriteReport {
+    let err = |error| BatchError::WriteReport {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

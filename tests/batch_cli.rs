@@ -521,3 +521,21 @@ fn manifest_errors_name_the_job_and_key() {
         .success();
     assert!(!dir.path().join("o").exists());
 }
+
+/// A missing manifest names the OS error once (it is not repeated by the error chain).
+#[test]
+fn missing_manifest_reports_the_os_error_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("sweep.toml");
+    let out = Command::cargo_bin("electra-convert")
+        .unwrap()
+        .arg("batch")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read manifest"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
