@@ -539,3 +539,30 @@ fn missing_manifest_reports_the_os_error_once() {
     assert!(err.contains("cannot read manifest"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// `--report DIR` (a directory) is refused before any job runs, not after the whole sweep.
+#[test]
+fn report_path_that_is_a_directory_is_refused_before_converting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("sweep.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[jobs]]\ncheckpoint = {:?}\nmodel = \"discriminator\"\noutput = \"out/a\"\n",
+            ckpt("tied")
+        ),
+    )
+    .unwrap();
+    for flag in ["--report", "--junit"] {
+        bin()
+            .arg("batch")
+            .arg(&manifest)
+            .arg(flag)
+            .arg(tmp.path())
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains("is a directory; pass a file path"));
+        assert!(!tmp.path().join("out").exists(), "{flag}: a job ran");
+    }
+}

@@ -28,6 +28,23 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
         job.args.force |= args.force;
     }
 
+    // A report that cannot be written is only found out after every job ran: catch the
+    // obvious case (a directory given as the report file) before converting anything.
+    for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path.as_ref().filter(|p| p.is_dir()) {
+            anyhow::bail!(
+                "{flag} {} is a directory; pass a file path (e.g. {}); no job was run",
+                path.display(),
+                path.join(if flag == "--report" {
+                    "report.json"
+                } else {
+                    "junit.xml"
+                })
+                .display()
+            );
+        }
+    }
+
     if args.dry_run {
         print_plan(&manifest.path, manifest.jobs.len(), shard, &jobs);
         return Ok(());
