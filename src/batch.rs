@@ -91,6 +91,15 @@ pub enum BatchError {
         inner_output: PathBuf,
     },
 
+    #[error("manifest {path}: {writer} writes to {output}, which holds {input}, an input of {reader}; replacing that directory would destroy it. Give {writer} an output directory that holds no job's inputs")]
+    OutputHoldsInput {
+        path: PathBuf,
+        writer: String,
+        output: PathBuf,
+        reader: String,
+        input: PathBuf,
+    },
+
     #[error("manifest {path}: {first} and {second} are both named {name:?}; job names must be unique so reports can tell them apart")]
     DuplicateName {
         path: PathBuf,
@@ -614,6 +623,29 @@ fn check_unique(path: &Path, jobs: &[Job]) -> Result<(), BatchError> {
                 inner: jobs[inner].label(),
                 inner_output: jobs[inner].args.output.clone(),
             });
+        }
+    }
+    // Jobs run in any order and `force` replaces whole directories, so no job may write where
+    // any job (itself included) reads from.
+    for (writer, output) in jobs.iter().zip(&outputs) {
+        for reader in jobs {
+            let a = &reader.args;
+            let inputs = std::iter::once(&a.checkpoint)
+                .chain(a.reference.as_ref())
+                .chain(a.config.as_ref())
+                .chain(a.vocab.as_ref());
+            if let Some(input) = inputs
+                .into_iter()
+                .find(|p| comparable(p).starts_with(output))
+            {
+                return Err(BatchError::OutputHoldsInput {
+                    path: path.into(),
+                    writer: writer.label(),
+                    output: writer.args.output.clone(),
+                    reader: reader.label(),
+                    input: input.clone(),
+                });
+            }
         }
     }
     Ok(())
@@ -1318,6 +1350,21 @@ verify = false
         assert!(err.contains("both named \"a\""), "{err}");
         // Sibling names sharing a prefix are fine.
         toml(&(job("a", "out/x") + &job("b", "out/x2"))).unwrap();
+    }
+
+    #[test]
+    fn an_output_holding_another_jobs_checkpoint_is_rejected() {
+        let manifest = "[[jobs]]\nname=\"first\"\ncheckpoint=\"runs/a/model.ckpt-1\"\nmodel=\"encoder\"\noutput=\"out/a\"\n\
+                        [[jobs]]\nname=\"second\"\ncheckpoint=\"runs/b/model.ckpt-1\"\nmodel=\"encoder\"\noutput=\"runs\"\nforce=true\n";
+        let err = toml(manifest).unwrap_err();
+        assert!(matches!(err, BatchError::OutputHoldsInput { .. }), "{err}");
+        let err = err.to_string();
+        assert!(
+            err.contains("jobs[1] \"second\" writes to sweep/runs, which holds sweep/runs/a/model.ckpt-1, an input of jobs[0] \"first\""),
+            "{err}"
+        );
+        // A job whose output merely shares a name prefix with an input directory is fine.
+        toml(&manifest.replace("output=\"runs\"", "output=\"runs2\"")).unwrap();
     }
 
     #[test]
