@@ -91,3 +91,10 @@ put("tiny-f16.safetensors", 3, save({"input_ids": ids.astype(np.int32),
 put("tiny-f64-no-mask.safetensors", 3, save({"input_ids": ids,
                                               "last_hidden_state": hidden.astype(np.float64)}))
 put("no-outputs.safetensors", 3, save({"input_ids": ids}))
+
+# Regression (see fuzz/README.md): a safetensors file whose header length starts with "PK".
+pk = save({"input_ids": np.array([[3]], dtype=np.int64),
+           "logits": np.array([[0.25]], dtype=np.float32)})
+n = struct.unpack("<Q", pk[:8])[0]
+header = pk[8:8 + n].rstrip(b" ") + b" " * (0x4B50 - len(pk[8:8 + n].rstrip(b" ")))
+put("regression-pk-safetensors", 3, struct.pack("<Q", len(header)) + header + pk[8 + n:])

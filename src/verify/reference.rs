@@ -53,7 +53,12 @@ pub fn read_reference_bytes(path: &Path, bytes: &[u8]) -> Result<ReferenceFile, 
         message,
     };
     let arrays = if bytes.starts_with(b"PK") {
-        parse_npz(std::io::Cursor::new(bytes)).map_err(|e| bad(e.0))?
+        // A .safetensors file whose header length is 0x4b50 modulo 65536 also starts with
+        // "PK": if the zip reading fails, accept it as safetensors, else report the zip error.
+        match parse_npz(std::io::Cursor::new(bytes)) {
+            Ok(arrays) => arrays,
+            Err(zip_error) => parse_safetensors(bytes).map_err(|_| bad(zip_error.0))?,
+        }
     } else {
         parse_safetensors(bytes).map_err(bad)?
     };
