@@ -32,7 +32,7 @@ use self::hf::HfWeights;
 use self::model::{Batch, Electra, Numerics, Outputs};
 
 pub use self::npy::parse_npy;
-pub use self::reference::read_reference;
+pub use self::reference::{read_reference, read_reference_bytes};
 pub use self::tf::TfVariables;
 
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).

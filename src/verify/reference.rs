@@ -38,10 +38,29 @@ pub fn read_reference(path: &Path) -> Result<ReferenceFile, VerifyError> {
         )));
     }
     let bytes = std::fs::read(path).map_err(io)?;
+    read_reference_bytes(path, &bytes)
+}
+
+/// [`read_reference`] on bytes already in memory; `path` is only used in error messages and
+/// kept in the result. The format is told apart by content, exactly as for a file.
+///
+/// Exists so the `reference` fuzz target (in `fuzz/`) can drive the reader without touching
+/// the file system; callers should use [`read_reference`].
+#[doc(hidden)]
+pub fn read_reference_bytes(path: &Path, bytes: &[u8]) -> Result<ReferenceFile, VerifyError> {
+    let bad = |message: String| VerifyError::Reference {
+        path: path.to_path_buf(),
+        message,
+    };
     let arrays = if bytes.starts_with(b"PK") {
-        parse_npz(std::io::Cursor::new(&bytes)).map_err(|e| bad(e.0))?
+        // A .safetensors file whose header length is 0x4b50 modulo 65536 also starts with
+        // "PK": if the zip reading fails, accept it as safetensors, else report the zip error.
+        match parse_npz(std::io::Cursor::new(bytes)) {
+            Ok(arrays) => arrays,
+            Err(zip_error) => parse_safetensors(bytes).map_err(|_| bad(zip_error.0))?,
+        }
     } else {
-        parse_safetensors(&bytes).map_err(bad)?
+        parse_safetensors(bytes).map_err(bad)?
     };
     let mut map = BTreeMap::new();
     for (name, array) in arrays {
