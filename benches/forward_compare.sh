@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-python=${PYTHON:-/work/pyenv/bin/python}
+python=${PYTHON:-python3}
 cargo build --release --benches --quiet
 bench=$(ls -t target/release/deps/forward-* | grep -v '\.d$' | head -1)
 for round in $(seq "$rounds"); do

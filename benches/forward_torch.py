@@ -4,7 +4,7 @@ ElectraForPreTraining from transformers at ELECTRA-base shapes, random weights, 
 torch.no_grad(), float32 on the CPU, the same batch layout as the candle bench (8 x 128, the
 last row's final quarter padded, two segments).
 
-    /work/pyenv/bin/python benches/forward_torch.py --threads 2
+    .venv/bin/python benches/forward_torch.py --threads 2
 
 transformers 4.57.6 has only the eager attention for ELECTRA (asking for "sdpa" raises
 "ElectraForPreTraining does not support an attention implementation through

@@ -1,6 +1,6 @@
 """Write the seed inputs of the `reference` fuzz target into fuzz/seeds/reference/.
 
-Run from the repository root: /work/pyenv/bin/python fuzz/seeds/make_reference_seeds.py
+Run from the repository root: .venv/bin/python fuzz/seeds/make_reference_seeds.py
 Every seed starts with the target's mode byte (0 npy, 1 npz, 2 zip members, 3 reference bytes).
 The fixture references are copied as they are (the smallest ones: the discriminator's); the
 rest are crafted here, small, to cover what the fixtures do not (npy 2.0/3.0 headers, int32,
