@@ -246,3 +246,27 @@ pub fn string_tensor_data(elements: &[&[u8]], big_endian: bool) -> (Vec<u8>, u32
 pub fn masked_crc(data: &[u8]) -> u32 {
     crc::mask(crc::crc32c(data))
 }
+
+/// A [`TensorSpec`] with the correct CRC computed by [`build_bundle`].
+pub fn tensor(name: &str, dtype: super::DType, shape: &[i64], data: Vec<u8>) -> TensorSpec {
+    TensorSpec {
+        name: name.as_bytes().to_vec(),
+        dtype: dtype.to_proto(),
+        shape: shape.to_vec(),
+        data,
+        crc: None,
+    }
+}
+
+/// Write a single-shard bundle as `dir/ckpt.index` + `dir/ckpt.data-00000-of-00001`; returns the
+/// prefix.
+pub fn write_single_shard(
+    dir: &std::path::Path,
+    index: &[u8],
+    data: &[u8],
+) -> std::io::Result<std::path::PathBuf> {
+    let prefix = dir.join("ckpt");
+    std::fs::write(super::with_suffix(&prefix, ".index"), index)?;
+    std::fs::write(super::with_suffix(&prefix, ".data-00000-of-00001"), data)?;
+    Ok(prefix)
+}

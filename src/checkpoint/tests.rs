@@ -10,20 +10,11 @@ use super::testing::{
 use super::*;
 
 fn write(dir: &Path, index: &[u8], data: &[u8]) -> PathBuf {
-    let prefix = dir.join("ckpt");
-    std::fs::write(with_suffix(&prefix, ".index"), index).unwrap();
-    std::fs::write(with_suffix(&prefix, ".data-00000-of-00001"), data).unwrap();
-    prefix
+    crate::checkpoint::testing::write_single_shard(dir, index, data).unwrap()
 }
 
 fn spec(name: &str, dtype: DType, shape: &[i64], data: Vec<u8>) -> TensorSpec {
-    TensorSpec {
-        name: name.as_bytes().to_vec(),
-        dtype: dtype.to_proto(),
-        shape: shape.to_vec(),
-        data,
-        crc: None,
-    }
+    crate::checkpoint::testing::tensor(name, dtype, shape, data)
 }
 
 #[test]
