@@ -974,25 +974,18 @@ pub fn junit_xml(info: &RunInfo, records: &[JobRecord]) -> String {
         Some(shard) => format!("electra-convert batch (shard {shard})"),
         None => "electra-convert batch".to_string(),
     };
+    // <testsuites> and its single <testsuite> carry the same totals.
+    let totals = format!(
+        "name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\"",
+        xml_escape(&suite),
+        tally.total(),
+        tally.failed + tally.parity_failed,
+        tally.skipped,
+        info.seconds
+    );
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        xml,
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-        xml_escape(&suite),
-        tally.total(),
-        tally.failed + tally.parity_failed,
-        tally.skipped,
-        info.seconds
-    );
-    let _ = writeln!(
-        xml,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-        xml_escape(&suite),
-        tally.total(),
-        tally.failed + tally.parity_failed,
-        tally.skipped,
-        info.seconds
-    );
+    let _ = writeln!(xml, "<testsuites {totals}>");
+    let _ = writeln!(xml, "  <testsuite {totals}>");
     let _ = writeln!(
         xml,
         "    <properties>\n      <property name=\"manifest\" value=\"{}\"/>\n    </properties>",
