@@ -10,6 +10,7 @@
 mod crc;
 mod dtype;
 mod error;
+pub mod object_graph;
 pub mod proto;
 mod resolve;
 pub mod slices;
@@ -30,6 +31,7 @@ use std::sync::OnceLock;
 pub use crc::{mask as crc_mask, unmask as crc_unmask};
 pub use dtype::DType;
 pub use error::CheckpointError;
+pub use object_graph::{ObjectGraph, ObjectGraphError};
 pub use proto::{BundleEntry, BundleHeader, Endianness};
 pub use resolve::{parse_state_file, resolve, with_suffix};
 pub use stream::ChunkError;
@@ -636,6 +638,28 @@ impl Checkpoint {
                 wanted,
             },
         }
+    }
+
+    /// The object graph of a TF2 object-based checkpoint (`_CHECKPOINTABLE_OBJECT_GRAPH`), or
+    /// `None` for a name-based (TF1) checkpoint, which has no such entry.
+    pub fn object_graph(&self) -> Result<Option<ObjectGraph>, CheckpointError> {
+        if self.get(object_graph::OBJECT_GRAPH_KEY).is_none() {
+            return Ok(None);
+        }
+        let bad = |reason: String| CheckpointError::BadObjectGraph {
+            path: self.prefix.clone(),
+            reason,
+        };
+        let elements = self.read_strings(object_graph::OBJECT_GRAPH_KEY)?;
+        let [bytes] = elements.as_slice() else {
+            return Err(bad(format!(
+                "it holds {} strings, not one serialized TrackableObjectGraph",
+                elements.len()
+            )));
+        };
+        ObjectGraph::decode(bytes)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// A string tensor's elements (row-major), with the length checksum and the entry CRC
