@@ -10,6 +10,7 @@
 pub mod table;
 pub mod table_tf2;
 mod tf2;
+pub mod trainer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
