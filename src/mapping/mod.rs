@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::ModelKind;
+use crate::options::ModelKind;
 pub use table::{Dim, ModelTable, Row, Section, Tied, Transform, When};
 pub use table_tf2::{LayoutTable, SourceLayout};
 pub use tf2::detect as detect_tf2;

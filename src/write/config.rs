@@ -10,9 +10,9 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::OutputDtype;
 use crate::mapping::trainer::TowerSettings;
 use crate::mapping::{Dim, Plan};
+use crate::options::OutputDtype;
 
 use super::WriteError;
 
