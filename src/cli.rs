@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::mapping::SourceLayout;
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::Tolerance;
 
@@ -104,6 +105,25 @@ impl ValueEnum for ModelKind {
     }
 }
 
+impl ValueEnum for SourceLayout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SourceLayout::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            SourceLayout::GoogleTf1 => "google-research/electra TF1 name-based checkpoints",
+            SourceLayout::ModelGarden => {
+                "TensorFlow Model Garden ElectraPretrainer (tf.train.Checkpoint, params.yaml)"
+            }
+            SourceLayout::Nvidia => {
+                "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
+            }
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
+    }
+}
+
 impl ValueEnum for OutputDtype {
     fn value_variants<'a>() -> &'a [Self] {
         &OutputDtype::ALL
@@ -127,6 +147,10 @@ pub struct ConvertArgs {
     /// Which model to export.
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
+
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
 
     /// Output directory (created; with --model both it gets discriminator/ and generator/).
     #[arg(short, long, value_name = "DIR")]
@@ -191,6 +215,7 @@ impl ConvertArgs {
         ConvertOptions {
             checkpoint: self.checkpoint.clone(),
             model: self.model,
+            layout: self.layout,
             output: self.output.clone(),
             dtype: self.dtype,
             config: self.config.clone(),
@@ -234,6 +259,10 @@ pub struct MapArgs {
     /// Which model's table to apply.
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
+
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
 
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::mapping::trainer::{self, TrainerConfigError};
 use crate::mapping::{self, MappingError, Plan, SkipCategory, SourceVar};
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::{self, ParityReport, VerifyError};
@@ -102,6 +103,10 @@ pub enum ConvertError {
     /// Writing the output (destination checks, config, tokenizer files, tensors, commit).
     #[error(transparent)]
     Write(#[from] WriteError),
+
+    /// The trainer's params.yaml / pretrain_config.json beside the checkpoint is unusable.
+    #[error(transparent)]
+    TrainerConfig(#[from] TrainerConfigError),
 }
 
 /// The result of one conversion.
@@ -205,11 +210,22 @@ pub fn convert(
         })?;
     spare_inputs(options, &ckpt)?;
     let vars = source_vars(&ckpt);
-    let plans =
-        mapping::plan_all(options.model, &vars).map_err(|source| ConvertError::Mapping {
+    let graph = ckpt
+        .object_graph()
+        .map_err(|source| ConvertError::OpenCheckpoint {
+            path: options.checkpoint.clone(),
+            source: Box::new(source),
+        })?;
+    let plans = mapping::plan_checkpoint(options.model, &vars, graph.as_ref(), options.layout)
+        .map_err(|source| ConvertError::Mapping {
             prefix: ckpt.prefix().to_path_buf(),
             source: Box::new(source),
         })?;
+    let layout = plans[0].source_layout;
+    let trainer = match options.config {
+        None => trainer::find(&checkpoint_dir(&ckpt), layout)?,
+        Some(_) => None,
+    };
 
     let mut warnings = Vec::new();
     let mut configs = Vec::with_capacity(plans.len());
@@ -220,11 +236,20 @@ pub fn convert(
                 warnings.extend(notes);
                 value
             }
-            None => config::infer(plan, options.num_heads, options.dtype)?,
+            None => config::infer_with(
+                plan,
+                options.num_heads,
+                options.dtype,
+                trainer.as_ref().map(|t| t.tower(plan.kind)),
+            )?,
         };
         configs.push(value);
+        if let Some(note) = mapping::head_caveat(plan) {
+            warnings.push(note.to_owned());
+        }
     }
-    let tokenizer = load_tokenizer(options, &ckpt, &plans, &mut warnings)?;
+    let trainer_vocab = trainer.as_ref().and_then(|t| t.vocab_file.clone());
+    let tokenizer = load_tokenizer(options, &ckpt, &plans, trainer_vocab, &mut warnings)?;
     let tasks = &plans[0].task_heads;
     if !tasks.is_empty() {
         warnings.push(format!(
@@ -366,11 +391,14 @@ fn load_tokenizer(
     options: &ConvertOptions,
     ckpt: &Checkpoint,
     plans: &[Plan],
+    trainer_vocab: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Tokenizer>, ConvertError> {
     let lower = options.lower_case;
     let dir = checkpoint_dir(ckpt);
-    let Some(vocab) = write::tokenizer::find_vocab(&dir, options.vocab.as_deref()) else {
+    let Some(vocab) =
+        write::tokenizer::find_vocab(&dir, options.vocab.as_deref()).or(trainer_vocab)
+    else {
         warnings.push(format!(
             "no vocab.txt in {} or its parent directory, so no tokenizer files were written; pass --vocab FILE to include one{}",
             dir.display(),

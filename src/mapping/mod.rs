@@ -195,7 +195,7 @@ pub struct Skipped {
 pub struct Layout {
     /// TF scope of the exported transformer.
     pub tower: String,
-    /// TF scope of its embedding tables.
+    /// TF scope of its embedding tables (TF2 layouts: the word table's object path).
     pub embeddings_scope: String,
     pub layers: usize,
     pub embeddings_project: bool,
@@ -275,6 +275,14 @@ pub fn plan_checkpoint(
             detail: describe(vars),
         }),
     }
+}
+
+/// What the converted model cannot reproduce of the original, said once per plan: Model
+/// Garden's masked-LM head uses the tanh GELU, transformers' generator head the exact erf GELU.
+pub fn head_caveat(plan: &Plan) -> Option<&'static str> {
+    (plan.source_layout == SourceLayout::ModelGarden && plan.kind == ModelKind::Generator).then_some(
+        "Model Garden's masked-LM head applies the tanh-approximate GELU, but transformers' ElectraGeneratorPredictions always applies the exact erf GELU, whatever hidden_act says: the weights are converted exactly, yet the generator's logits differ slightly from Model Garden's (`verify --checkpoint` measures by how much)",
+    )
 }
 
 /// The `--model` values a checkpoint supports in a layout.

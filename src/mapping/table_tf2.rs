@@ -17,19 +17,15 @@ use Transform::{
 };
 
 /// Where a checkpoint comes from; each has its own tables.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceLayout {
     /// google-research/electra's TF1 name-based checkpoints (`electra/...`, `generator/...`).
-    #[value(name = "google-tf1")]
+    #[serde(rename = "google-tf1")]
     GoogleTf1,
     /// TensorFlow Model Garden (`tf-models-official`) `ElectraPretrainer`, object-based.
-    #[value(name = "model-garden")]
     ModelGarden,
     /// NVIDIA DeepLearningExamples `TensorFlow2/LanguageModeling/ELECTRA`, object-based.
-    #[value(name = "nvidia")]
     Nvidia,
 }
 

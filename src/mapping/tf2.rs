@@ -432,8 +432,8 @@ pub fn plan(
     let word_key = &planned[0].key;
     let embeddings_scope = word_key
         .strip_suffix(VARIABLE_SUFFIX)
-        .and_then(|k| k.rsplit_once('/'))
-        .map_or_else(|| tower.to_owned(), |(scope, _)| scope.to_owned());
+        .unwrap_or(word_key)
+        .to_owned();
     Ok(Plan {
         kind,
         class: table.class,
