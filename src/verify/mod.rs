@@ -21,6 +21,7 @@ pub mod model;
 pub mod npy;
 pub mod reference;
 mod tf;
+mod tf2;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -83,6 +84,21 @@ pub struct ParityReport {
     pub outputs: BTreeMap<String, OutputComparison>,
     /// Observations worth knowing (re-tied weights, structure differences, ...).
     pub notes: Vec<String>,
+    /// Checkpoint mode, Model Garden generator: how far the original's own masked-LM head
+    /// (tanh GELU) is from the converted model, which transformers runs with the erf GELU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_head: Option<HeadDeviation>,
+}
+
+/// The measured effect of a head transformers cannot represent (reported, not judged).
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct HeadDeviation {
+    /// The original head's activation.
+    pub activation: String,
+    /// Largest |converted − original-with-its-own-head| over the logits.
+    pub max_abs_diff: f64,
+    /// Largest |logit| of the original.
+    pub max_abs_output: f64,
 }
 
 /// How one output compares.
@@ -389,6 +405,7 @@ pub fn verify_against_reference(
         seed: None,
         outputs: comparisons,
         notes: converted.notes,
+        original_head: None,
     })
 }
 
@@ -406,8 +423,47 @@ pub fn verify_against_checkpoint(
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let converted = load_converted(model_dir)?;
-    let variables = tf::open_checkpoint(checkpoint)?;
-    verify_converted_against_tf(model_dir, converted, variables.as_ref(), tol, seed)
+    let ckpt =
+        crate::checkpoint::Checkpoint::open(checkpoint).map_err(|e| VerifyError::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let graph = ckpt.object_graph().map_err(|e| VerifyError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let Some(graph) = graph else {
+        return verify_converted_against_tf(model_dir, converted, &ckpt, tol, seed);
+    };
+    let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {
+        path: ckpt.prefix().to_path_buf(),
+        message: format!(
+            "an object-based checkpoint with root objects {:?} is neither a Model Garden ElectraPretrainer nor an NVIDIA TF2 ELECTRA checkpoint; `electra-convert inspect` shows what it is",
+            graph.root_edges()
+        ),
+    })?;
+    let original = tf2::load_original(
+        &ckpt,
+        &graph,
+        producer,
+        converted.arch,
+        converted.config.num_attention_heads,
+    )?;
+    let head_act = original.original_head_act;
+    let original = tf::Original {
+        model: original.model,
+        scope: original.scope,
+        notes: original.notes,
+    };
+    compare_with_original(
+        model_dir,
+        converted,
+        original,
+        ckpt.prefix(),
+        tol,
+        seed,
+        head_act,
+    )
 }
 
 fn verify_converted_against_tf(
@@ -417,13 +473,36 @@ fn verify_converted_against_tf(
     tol: Tolerance,
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
-    let mut notes = converted.notes;
     let original = tf::load_original(
         variables,
         converted.arch,
         converted.config.num_attention_heads,
     )?;
-    notes.extend(original.notes);
+    compare_with_original(
+        model_dir,
+        converted,
+        original,
+        variables.path(),
+        tol,
+        seed,
+        None,
+    )
+}
+
+/// Run both models on the seeded batch and compare. With `head_act`, the original's generator
+/// head is also run with that activation (its own, which transformers cannot represent) and the
+/// deviation is reported as a note; the verdict uses transformers' head semantics.
+fn compare_with_original(
+    model_dir: &Path,
+    converted: Converted,
+    mut original: tf::Original,
+    against: &Path,
+    tol: Tolerance,
+    seed: u64,
+    head_act: Option<config::Activation>,
+) -> Result<ParityReport, VerifyError> {
+    let mut notes = converted.notes;
+    notes.extend(std::mem::take(&mut original.notes));
     let hf_dims = converted.model.dims();
     let tf_dims = original.model.dims();
     let mut structure_ok = true;
@@ -476,11 +555,31 @@ fn verify_converted_against_tf(
         comparisons.insert(name.to_string(), comparison);
     }
     let passed = structure_ok && comparisons.values().all(|c| c.passed);
+    let mut original_head = None;
+    if let (Some(act), Some(ours)) = (head_act, ours.get("logits")) {
+        original.model.set_generator_activation(act);
+        let own = outputs_by_name(&original.model.forward(&batch)?)?;
+        if let Some(own) = own.get("logits").filter(|o| o.shape == ours.shape) {
+            let (mut max_abs, mut max_out) = (0f64, 0f64);
+            for (a, b) in ours.values.iter().zip(&own.values) {
+                max_abs = max_abs.max((f64::from(*a) - f64::from(*b)).abs());
+                max_out = max_out.max(f64::from(*b).abs());
+            }
+            notes.push(format!(
+                "the original Model Garden masked-LM head applies the tanh GELU, which transformers' ElectraGeneratorPredictions cannot (it always applies the exact erf GELU): this check runs the original with transformers' head; with its own head the original's logits differ from the converted model's by up to {max_abs:.3e} (logits up to {max_out:.3e} in magnitude). The weights are exact"
+            ));
+            original_head = Some(HeadDeviation {
+                activation: "gelu_tanh".into(),
+                max_abs_diff: max_abs,
+                max_abs_output: max_out,
+            });
+        }
+    }
     Ok(ParityReport {
         passed,
         mode: "checkpoint".into(),
         model_dir: model_dir.to_path_buf(),
-        against: variables.path().to_path_buf(),
+        against: against.to_path_buf(),
         architecture: converted.arch.class_name().into(),
         tolerance: tol,
         rule: RULE.into(),
@@ -488,6 +587,7 @@ fn verify_converted_against_tf(
         seed: Some(seed),
         outputs: comparisons,
         notes,
+        original_head,
     })
 }
 

@@ -247,6 +247,12 @@ impl Electra {
         &self.dims
     }
 
+    /// Change the activation of the generator head (to measure what a head that transformers
+    /// cannot represent would compute).
+    pub fn set_generator_activation(&mut self, act: Activation) {
+        self.numerics.generator_act = act;
+    }
+
     /// Check that `batch` fits this model (ids in range, sequence not longer than the position table).
     pub fn check_batch(&self, batch: &Batch) -> Result<(), String> {
         let n = batch.batch * batch.seq;
