@@ -121,6 +121,9 @@ pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
     let mut stack: Vec<(usize, String)> = Vec::new();
     // Indent of a list being skipped: lines deeper than it, or `-` lines at it, belong to it.
     let mut list_at: Option<usize> = None;
+    // Indent of the last `key: value` line: deeper lines continue its value (a wrapped plain
+    // scalar, or a flow collection `[{...},\n  ...]` spread over lines) and are skipped.
+    let mut scalar_at: Option<usize> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let trimmed = raw.trim_end();
@@ -138,6 +141,12 @@ pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
                 continue;
             }
             list_at = None;
+        }
+        if let Some(at) = scalar_at {
+            if indent > at {
+                continue;
+            }
+            scalar_at = None;
         }
         while stack.last().is_some_and(|(d, _)| *d >= indent) {
             stack.pop();
@@ -161,6 +170,7 @@ pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
         let mut path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
         path.push(&key);
         out.insert(path.join("."), unquote(value));
+        scalar_at = Some(indent);
     }
     Ok(out)
 }
@@ -311,7 +321,7 @@ mod tests {
 
     #[test]
     fn yaml_blocks_flatten_and_lists_are_skipped() {
-        let text = "runtime:\n  distribution_strategy: mirrored\ntask:\n  model:\n    cls_heads:\n    - activation: tanh\n      inner_dim: 16\n    - name: x\n    discriminator_encoder:\n      bert:\n        hidden_activation: gelu\n        norm_first: false\n        num_attention_heads: 2\n        embedding_size: null\n      type: bert\n    num_masked_tokens: 5\n  name: 'quoted'\n";
+        let text = "runtime:\n  distribution_strategy: mirrored\ntask:\n  model:\n    cls_heads:\n    - activation: tanh\n      inner_dim: 16\n    - name: x\n    flow: [{activation: tanh, inner_dim: 768,\n        name: next_sentence}]\n    long: a plain scalar that\n      wraps\n    discriminator_encoder:\n      bert:\n        hidden_activation: gelu\n        norm_first: false\n        num_attention_heads: 2\n        embedding_size: null\n      type: bert\n    num_masked_tokens: 5\n  name: 'quoted'\n";
         let m = flatten_yaml(text).unwrap();
         assert_eq!(
             m["task.model.discriminator_encoder.bert.num_attention_heads"],
@@ -319,6 +329,8 @@ mod tests {
         );
         assert_eq!(m["task.model.discriminator_encoder.type"], "bert");
         assert_eq!(m["task.model.num_masked_tokens"], "5");
+        assert!(!m.contains_key("task.model.name"));
+        assert_eq!(m["task.model.long"], "a plain scalar that");
         assert_eq!(m["task.name"], "quoted");
         assert_eq!(m["runtime.distribution_strategy"], "mirrored");
         assert!(!m
