@@ -45,10 +45,17 @@ pub fn detect(g: &ObjectGraph) -> Result<SourceLayout, MappingError> {
         if model("masked_lm") || model("discriminator_head") || model("generator_network") {
             return Ok(SourceLayout::ModelGarden);
         }
+        // Name the task model's own parts, not the functional-model aliases and private fields.
+        let parts: Vec<String> = model_children
+            .iter()
+            .filter(|c| !c.starts_with("layer-") && !c.starts_with("layer_with_weights-"))
+            .filter(|c| !c.starts_with('_'))
+            .cloned()
+            .collect();
         return Err(MappingError::Refused {
             what: format!(
                 "a Model Garden fine-tuning checkpoint: `encoder/` is a fine-tuned encoder and `model/` is a task model ({}), not an ElectraPretrainer",
-                if model_children.is_empty() { "no children".to_owned() } else { list(&model_children) }
+                if parts.is_empty() { "no named parts".to_owned() } else { list(&parts) }
             ),
             advice: "pass the pretraining run's checkpoint (the `ckpt-N` of an `electra/pretraining` model_dir, beside its params.yaml); fine-tuned task heads have no transformers ELECTRA equivalent".into(),
         });
