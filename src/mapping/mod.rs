@@ -249,7 +249,20 @@ pub fn detect_layout(
     match graph {
         Some(g) => tf2::detect(g),
         None => {
-            let _ = vars;
+            // google-research/electra's Electric objective: a two-tower cloze generator.
+            let electric: Vec<&str> = ["generator_ltr/", "generator_rtl/", "cloze_predictions/"]
+                .into_iter()
+                .filter(|scope| has_prefix(vars, scope))
+                .collect();
+            if !electric.is_empty() {
+                return Err(MappingError::Refused {
+                    what: format!(
+                        "an Electric checkpoint (google-research/electra trained with electric_objective: {}): its generator is a two-tower cloze model and its discriminator an energy model, neither of which transformers' ELECTRA classes represent",
+                        electric.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                    advice: "pass an ELECTRA pretraining checkpoint (electra_objective) instead; `--layout google-tf1` forces the TF1 table if you know the `electra/` tower is what you want".into(),
+                });
+            }
             Ok(SourceLayout::GoogleTf1)
         }
     }

@@ -332,3 +332,25 @@ fn many_layers_sort_like_transformers() {
         .unwrap();
     assert!(i10 < i2);
 }
+
+#[test]
+fn electric_checkpoints_are_refused_by_detection_but_can_be_forced() {
+    let mut vars = vec![
+        SourceVar::new("electra/embeddings/word_embeddings", &[30, 8], "float32"),
+        SourceVar::new(
+            "generator_ltr/encoder/layer_0/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+        SourceVar::new("cloze_predictions/output_bias", &[30], "float32"),
+    ];
+    let err = detect_layout(&vars, None).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Electric"), "{text}");
+    assert!(
+        text.contains("`generator_ltr/`") && text.contains("`cloze_predictions/`"),
+        "{text}"
+    );
+    vars.truncate(1);
+    assert_eq!(detect_layout(&vars, None).unwrap(), SourceLayout::GoogleTf1);
+}
