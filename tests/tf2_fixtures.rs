@@ -99,7 +99,18 @@ fn config_json_comes_from_the_kernels_and_trainer_configs() {
     assert_eq!(cfg["embedding_size"], 16);
     assert_eq!(cfg["hidden_size"], 32);
     let out = tmp.path().join("nv");
-    convert_to("nv_base", ModelKind::Discriminator, &out);
+    let outcome = convert_to("nv_base", ModelKind::Discriminator, &out);
+    // vocab.txt beside the checkpoint ships as for TF1; its word count is below the padded rows.
+    assert_eq!(
+        outcome.outputs[0].vocab.as_deref(),
+        Some(fixture("nv_base").join("vocab.txt").as_path())
+    );
+    assert!(out.join("tokenizer_config.json").is_file());
+    assert!(
+        outcome.warnings.iter().any(|w| w.contains("padded")),
+        "{:?}",
+        outcome.warnings
+    );
     let cfg = read_json(&out.join("config.json"));
     let trainer = read_json(&fixture("nv_base").join("pretrain_config.json"));
     assert_eq!(cfg["hidden_act"], "gelu");
