@@ -11,6 +11,12 @@
 //!
 //! Comparison rule: numpy's `allclose`, `|ours - expected| <= atol + rtol * |expected|` for every
 //! element, at every position including padded ones (transformers computes those too).
+//!
+//! Memory: both checks stream. Every tensor's presence and shape is checked from the file
+//! headers first; then the forward pass runs stage by stage (embeddings, each encoder layer, the
+//! head), and each stage reads its weights — by HF names from `model.safetensors`, by TF names
+//! from the checkpoint — uses them and drops them. Peak memory is one stage's weights plus the
+//! activations, whatever the depth of the model (figures in docs/performance.md).
 
 #[doc(hidden)]
 pub mod bench;
@@ -29,7 +35,7 @@ use std::path::{Path, PathBuf};
 use self::compare::{compare, shape_mismatch, Agreement};
 use self::config::{Architecture, ModelConfig};
 use self::hf::HfWeights;
-use self::model::{Batch, Electra, Numerics, Outputs};
+use self::model::{forward_pair, Batch, Numerics, Outputs, Tower};
 
 pub use self::npy::parse_npy;
 pub use self::reference::{read_reference, read_reference_bytes};
@@ -220,11 +226,12 @@ pub enum VerifyError {
     Compute { message: String },
 }
 
-/// The converted directory, loaded for the forward pass.
+/// The converted directory, opened and checked for the forward pass (weights not yet read).
 struct Converted {
     arch: Architecture,
     config: ModelConfig,
-    model: Electra,
+    tower: Tower,
+    weights: HfWeights,
     notes: Vec<String>,
 }
 
@@ -257,12 +264,12 @@ fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
         }
     };
     weights.set_architecture(arch);
-    let model = Electra::load(
-        &mut weights,
+    let tower = Tower::new(
         HfWeights::dims(&config),
         HfWeights::head_kind(arch),
         Numerics::transformers(config.layer_norm_eps, config.hidden_act),
-    )?;
+    );
+    tower.check_weights(&mut weights)?;
     let unused = weights.unused_keys();
     if !unused.is_empty() {
         return Err(VerifyError::UnexpectedTensors {
@@ -286,7 +293,8 @@ fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
     Ok(Converted {
         arch,
         config,
-        model,
+        tower,
+        weights,
         notes,
     })
 }
@@ -332,7 +340,7 @@ pub fn verify_against_reference(
     reference: &Path,
     tol: Tolerance,
 ) -> Result<ParityReport, VerifyError> {
-    let converted = load_converted(model_dir)?;
+    let mut converted = load_converted(model_dir)?;
     let reference = read_reference(reference)?;
     let ref_path = reference.path.clone();
     let reference = reference.into_reference()?;
@@ -341,7 +349,7 @@ pub fn verify_against_reference(
         message,
     };
     converted
-        .model
+        .tower
         .check_batch(&reference.batch)
         .map_err(&bad)?;
     let mismatch = |message: String| VerifyError::ReferenceMismatch {
@@ -356,7 +364,9 @@ pub fn verify_against_reference(
             ));
         }
     }
-    let outputs = converted.model.forward(&reference.batch)?;
+    let outputs = converted
+        .tower
+        .forward(&mut converted.weights, &reference.batch)?;
     let ours = outputs_by_name(&outputs)?;
     let mut comparisons = BTreeMap::new();
     for (name, shape, values) in &reference.expected {
@@ -412,20 +422,20 @@ pub fn verify_against_checkpoint(
 
 fn verify_converted_against_tf(
     model_dir: &Path,
-    converted: Converted,
+    mut converted: Converted,
     variables: &dyn TfVariables,
     tol: Tolerance,
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let mut notes = converted.notes;
-    let original = tf::load_original(
+    let mut original = tf::load_original(
         variables,
         converted.arch,
         converted.config.num_attention_heads,
     )?;
     notes.extend(original.notes);
-    let hf_dims = converted.model.dims();
-    let tf_dims = original.model.dims();
+    let hf_dims = converted.tower.dims().clone();
+    let tf_dims = original.tower.dims().clone();
     let mut structure_ok = true;
     for (what, hf, tf) in [
         ("vocab_size", hf_dims.vocab, tf_dims.vocab),
@@ -454,8 +464,13 @@ fn verify_converted_against_tf(
         hf_dims.type_vocab.min(tf_dims.type_vocab),
         converted.config.pad_token_id.unwrap_or(0) as u32,
     );
-    let ours = outputs_by_name(&converted.model.forward(&batch)?)?;
-    let theirs = outputs_by_name(&original.model.forward(&batch)?)?;
+    let [ours, theirs] = forward_pair(
+        (&converted.tower, &mut converted.weights),
+        (&original.tower, &mut original.weights),
+        &batch,
+    )?;
+    let ours = outputs_by_name(&ours)?;
+    let theirs = outputs_by_name(&theirs)?;
     let mut comparisons = BTreeMap::new();
     for (name, flat) in &ours {
         let Some(expected) = theirs.get(name) else {
