@@ -108,7 +108,11 @@ fn measure_all() -> BTreeMap<String, Value> {
     };
     for (layout, kind) in all_models() {
         let dir = model_dir(layout, kind);
-        for file in ["reference.safetensors", "reference.npz", "reference_int32.npz"] {
+        for file in [
+            "reference.safetensors",
+            "reference.npz",
+            "reference_int32.npz",
+        ] {
             let reference = dir.join(file);
             if reference.is_file() {
                 let report = verify_against_reference(&dir, &reference, TOL).unwrap();
@@ -122,7 +126,8 @@ fn measure_all() -> BTreeMap<String, Value> {
         for (what, copy) in tampered(layout, kind) {
             let report = verify_against_reference(copy.dir(), &copy.reference(), TOL).unwrap();
             record(format!("{layout}/{kind}/{what}/reference"), report);
-            let report = verify_against_checkpoint(copy.dir(), &checkpoint(layout), TOL, 0).unwrap();
+            let report =
+                verify_against_checkpoint(copy.dir(), &checkpoint(layout), TOL, 0).unwrap();
             record(format!("{layout}/{kind}/{what}/checkpoint/seed0"), report);
         }
     }
