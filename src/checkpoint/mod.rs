@@ -134,6 +134,33 @@ pub struct Checkpoint {
     shards: Vec<Shard>,
 }
 
+/// Append little-endian values of a floating-point `dtype` to `out` as f32 (float64 rounded to
+/// the nearest f32): the conversion of [`Checkpoint::read_f32`], shared with its streamed form.
+fn decode_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        DType::Float32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        DType::Float64 => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        ),
+        DType::Float16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        _ => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+    }
+}
+
 fn lossy(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
@@ -576,24 +603,9 @@ impl Checkpoint {
             return Err(self.wrong(info, "a floating-point tensor"));
         }
         let bytes = self.read_bytes(name)?;
-        Ok(match info.dtype {
-            DType::Float32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::Float64 => bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-                .collect(),
-            DType::Float16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        })
+        let mut values = Vec::new();
+        decode_f32(info.dtype, &bytes, &mut values);
+        Ok(values)
     }
 
     /// A single integer value (int64, or any other integer dtype), e.g. `global_step`.

@@ -4,6 +4,10 @@
 //! `[N, D, H]` and `[N, D]` biases are reshaped here into the `[in, out]` matrices the forward
 //! pass multiplies by (the einsum `abc,cde->abde` is that matmul followed by a head split).
 //!
+//! Like `tf.rs`, values are read only when a stage of the forward pass asks for them (positioned,
+//! CRC-checked reads through the checkpoint reader) and dropped with the stage; the embedding
+//! lookup reads only the batch's rows.
+//!
 //! Like `tf.rs`, this is written independently of the mapping tables: the object paths below
 //! are a second statement of where each weight lives (where the producer names a weight twice,
 //! the name used here is deliberately the *other* one, e.g. Model Garden's generator decoder is
@@ -13,7 +17,8 @@
 use candle_core::{Device, Tensor};
 
 use super::config::{Activation, Architecture};
-use super::model::{Dense, Dims, Electra, HeadKind, Norm, Numerics, Param, WeightProvider};
+use super::model::{Dense, Dims, HeadKind, Norm, Numerics, Param, Tower, Want, WeightProvider};
+use super::tf::TfVariables;
 use super::VerifyError;
 use crate::checkpoint::{Checkpoint, ObjectGraph};
 
@@ -38,8 +43,10 @@ pub(crate) fn producer(graph: &ObjectGraph) -> Option<Producer> {
 }
 
 /// The original model and what was found.
-pub(crate) struct Original {
-    pub model: Electra,
+pub(crate) struct Original<'a> {
+    pub tower: Tower,
+    /// Its weights, checked, not yet read.
+    pub weights: Tf2Weights<'a>,
     pub scope: String,
     pub notes: Vec<String>,
     /// Model Garden's generator: the head's own activation (tanh GELU), which transformers
@@ -47,7 +54,7 @@ pub(crate) struct Original {
     pub original_head_act: Option<Activation>,
 }
 
-struct Tf2Weights<'a> {
+pub(crate) struct Tf2Weights<'a> {
     ckpt: &'a Checkpoint,
     graph: &'a ObjectGraph,
     producer: Producer,
@@ -196,13 +203,8 @@ impl Tf2Weights<'_> {
         })
     }
 
-    /// Read a variable, check its stored shape is `stored` and return it as `shape`.
-    fn load(
-        &self,
-        candidates: &[String],
-        stored: &[usize],
-        shape: &[usize],
-    ) -> Result<Tensor, VerifyError> {
+    /// The key of a variable whose stored shape must be `stored`.
+    fn checked(&self, candidates: &[String], stored: &[usize]) -> Result<String, VerifyError> {
         let (path, key, found) = self.require(candidates)?;
         if found != stored {
             return Err(VerifyError::VariableShape {
@@ -212,13 +214,24 @@ impl Tf2Weights<'_> {
                 found,
             });
         }
-        let values = self
-            .ckpt
-            .read_f32(&key)
-            .map_err(|e| VerifyError::Checkpoint {
+        Ok(key)
+    }
+
+    /// Read a variable, check its stored shape is `stored` and return it as `shape`.
+    fn load(
+        &self,
+        candidates: &[String],
+        stored: &[usize],
+        shape: &[usize],
+    ) -> Result<Tensor, VerifyError> {
+        let key = self.checked(candidates, stored)?;
+        let values = TfVariables::read_f32(self.ckpt, &key)?;
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(VerifyError::Checkpoint {
                 path: self.ckpt.prefix().to_path_buf(),
-                message: e.to_string(),
-            })?;
+                message: format!("{key}: {} values for shape {shape:?}", values.len()),
+            });
+        }
         Tensor::from_vec(values, shape, &Device::Cpu).map_err(super::model::candle_error)
     }
 
@@ -267,6 +280,47 @@ impl WeightProvider for Tf2Weights<'_> {
         self.find(&self.leaf(param, "kernel")).is_some()
     }
 
+    fn check(&mut self, param: Param, want: Want) -> Result<(), VerifyError> {
+        match want {
+            Want::Table { rows, width } => {
+                self.checked(&self.base(param), &[rows, width]).map(drop)
+            }
+            Want::Dense { d_in, d_out } => {
+                let (kernel, bias) = self.stored_dense_shapes(param, d_in, d_out);
+                self.checked(&self.leaf(param, "kernel"), &kernel)?;
+                self.checked(&self.leaf(param, "bias"), &bias).map(drop)
+            }
+            Want::Norm { width } => {
+                self.checked(&self.leaf(param, "gamma"), &[width])?;
+                self.checked(&self.leaf(param, "beta"), &[width]).map(drop)
+            }
+            Want::Vector { len } => self.checked(&self.base(param), &[len]).map(drop),
+        }
+    }
+
+    fn table_rows(
+        &mut self,
+        param: Param,
+        rows: usize,
+        width: usize,
+        ids: &[u32],
+    ) -> Result<Tensor, VerifyError> {
+        let key = self.checked(&self.base(param), &[rows, width])?;
+        let values = self.ckpt.read_f32_rows(&key, width, ids)?;
+        if values.len() != ids.len() * width {
+            return Err(VerifyError::Checkpoint {
+                path: self.ckpt.prefix().to_path_buf(),
+                message: format!(
+                    "{key}: {} values for {} rows of {width}",
+                    values.len(),
+                    ids.len()
+                ),
+            });
+        }
+        Tensor::from_vec(values, (ids.len(), width), &Device::Cpu)
+            .map_err(super::model::candle_error)
+    }
+
     fn table(&mut self, param: Param, rows: usize, width: usize) -> Result<Tensor, VerifyError> {
         self.load(&self.base(param), &[rows, width], &[rows, width])
     }
@@ -305,13 +359,13 @@ fn two(w: &Tf2Weights<'_>, candidates: &[String]) -> Result<[usize; 2], VerifyEr
 }
 
 /// Build the original tower + head for `arch` from a TF2 checkpoint.
-pub(crate) fn load_original(
-    ckpt: &Checkpoint,
-    graph: &ObjectGraph,
+pub(crate) fn load_original<'a>(
+    ckpt: &'a Checkpoint,
+    graph: &'a ObjectGraph,
     producer: Producer,
     arch: Architecture,
     config_heads: usize,
-) -> Result<Original, VerifyError> {
+) -> Result<Original<'a>, VerifyError> {
     let generator = arch == Architecture::MaskedLm;
     let tower = match (producer, generator) {
         (Producer::ModelGarden, false) => "encoder",
@@ -404,9 +458,11 @@ pub(crate) fn load_original(
         }
         Producer::Nvidia => (Numerics::tensorflow_original(), None),
     };
-    let model = Electra::load(&mut weights, dims, head, numerics)?;
+    let model = Tower::new(dims, head, numerics);
+    model.check_weights(&mut weights)?;
     Ok(Original {
-        model,
+        tower: model,
+        weights,
         scope: tower.to_owned(),
         notes,
         original_head_act,
