@@ -4,11 +4,11 @@
 //! The network is described by *logical* parameters (`Param`); a `WeightProvider` turns each
 //! into a tensor in the layout the math wants (dense kernels as `[in, out]`, so a layer is
 //! `x · K + b`). Providers: the HuggingFace one (`hf.rs`, safetensors names, torch `[out, in]`
-//! weights), the TensorFlow one (`tf.rs`, checkpoint names, `[in, out]` kernels) and the random
-//! one of the benchmark (`bench.rs`). Supporting another source layout (a TF2 object-based
-//! checkpoint, say) means writing one more provider: it names each `Param` in its own
-//! spelling, checks shapes without reading values (`WeightProvider::check`) and reads values
-//! only when asked. Everything numeric — embeddings, LayerNorm, attention, activations, heads —
+//! weights), the TensorFlow one (`tf.rs`, checkpoint names, `[in, out]` kernels), the TF2 one
+//! (`tf2.rs`, Model Garden / NVIDIA object names through the object graph, einsum kernels
+//! reshaped) and the random one of the benchmark (`bench.rs`). Supporting another source layout
+//! means writing one more provider: it names each `Param` in its own spelling, checks shapes
+//! without reading values (`WeightProvider::check`) and reads values only when asked. Everything numeric — embeddings, LayerNorm, attention, activations, heads —
 //! lives here once, so the checks differ only in weight naming and layout.
 //!
 //! A `Tower` holds sizes and numerics but no weights. Its forward pass has three kinds of
