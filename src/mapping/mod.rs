@@ -569,7 +569,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
     let layers = layer_count(vars, tower);
     let count = layers.iter().next_back().map_or(0, |m| m + 1);
     if layers.len() != count {
-        let missing = (0..count).filter(|n| !layers.contains(n)).collect();
+        let missing = missing_layers(&layers, count);
         return Err(MappingError::LayerGap {
             tower: tower.to_owned(),
             count,
@@ -822,6 +822,18 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
         object_paths: BTreeMap::new(),
     })
 }
+
+/// The first few layer numbers absent from `0..count` (a hostile index can name layer 4e9;
+/// listing every gap would allocate gigabytes).
+fn missing_layers(layers: &BTreeSet<usize>, count: usize) -> Vec<usize> {
+    (0..count)
+        .filter(|n| !layers.contains(n))
+        .take(MAX_LISTED_GAPS)
+        .collect()
+}
+
+/// How many missing layer numbers an error lists.
+const MAX_LISTED_GAPS: usize = 16;
 
 fn missing_error(class: &'static str, items: Vec<String>, note: String) -> MappingError {
     const SHOWN: usize = 12;

@@ -354,3 +354,30 @@ fn electric_checkpoints_are_refused_by_detection_but_can_be_forced() {
     vars.truncate(1);
     assert_eq!(detect_layout(&vars, None).unwrap(), SourceLayout::GoogleTf1);
 }
+
+/// Regression: a layer number near u32::MAX used to make the gap list allocate one entry per
+/// missing layer (gigabytes); the error now lists the first few.
+#[test]
+fn a_huge_layer_number_is_a_short_gap_error() {
+    let vars = vec![
+        SourceVar::new("electra/embeddings/word_embeddings", &[30, 8], "float32"),
+        SourceVar::new(
+            "electra/encoder/layer_0/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+        SourceVar::new(
+            "electra/encoder/layer_4000000000/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+    ];
+    match plan(ModelKind::Encoder, &vars) {
+        Err(MappingError::LayerGap { count, missing, .. }) => {
+            assert_eq!(count, 4_000_000_001);
+            assert_eq!(missing.len(), 16);
+            assert_eq!(missing[0], 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}

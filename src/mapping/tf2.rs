@@ -248,7 +248,7 @@ pub fn plan(
             tower: layer_list,
             count,
             found: layers.iter().copied().collect(),
-            missing: (0..count).filter(|n| !layers.contains(n)).collect(),
+            missing: super::missing_layers(&layers, count),
         });
     }
 
