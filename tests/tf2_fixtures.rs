@@ -449,3 +449,36 @@ fn the_trainers_params_yaml_is_read() {
     assert_eq!(cfg.discriminator.hidden_act.as_deref(), Some("gelu_new"));
     assert_eq!(cfg.generator.hidden_act.as_deref(), Some("gelu_new"));
 }
+
+/// A damaged object graph (valid bundle, CRCs right, the proto inside malformed or pointing past
+/// its nodes) is an error naming the object graph, exit 1, never a panic.
+#[test]
+fn a_damaged_object_graph_is_a_clear_error() {
+    use electra_convert::checkpoint::{testing, DType};
+    let tmp = tempfile::tempdir().unwrap();
+    // A truncated node; a child reference to node 7 of a one-node graph.
+    for (i, graph) in [
+        &[0x0a, 0x05, 0x0a][..],
+        &[0x0a, 0x04, 0x0a, 0x02, 0x08, 0x07][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("case{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let (bytes, crc) = testing::string_tensor_data(&[graph], false);
+        let mut spec = testing::tensor("_CHECKPOINTABLE_OBJECT_GRAPH", DType::String, &[], bytes);
+        spec.crc = Some(crc);
+        let (index, data) = testing::build_bundle(&[spec], false);
+        let prefix = testing::write_single_shard(&dir, &index, &data).unwrap();
+        for cmd in [&["inspect"][..], &["map", "-m", "discriminator"][..]] {
+            bin()
+                .args(cmd)
+                .arg(&prefix)
+                .assert()
+                .code(1)
+                .stdout("")
+                .stderr(predicates::str::contains("object graph"));
+        }
+    }
+}
