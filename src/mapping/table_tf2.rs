@@ -672,7 +672,6 @@ mod tests {
                         .sections
                         .iter()
                         .flat_map(|s| s.rows.iter().map(|r| (r.hf.to_owned(), r.transform)))
-                        .map(|(h, tr)| (h, tr))
                         .collect();
                     v.sort_by(|a, b| a.0.cmp(&b.0));
                     v
