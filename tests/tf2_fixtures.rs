@@ -482,3 +482,49 @@ fn a_damaged_object_graph_is_a_clear_error() {
         }
     }
 }
+
+/// The trainer's params.yaml is checked: unreadable lines and a pre-LayerNorm model are errors
+/// naming the file and line or field (exit 1, nothing written); `--config` bypasses the file.
+#[test]
+fn a_bad_params_yaml_is_reported_and_config_bypasses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("run");
+    std::fs::create_dir(&ckpt).unwrap();
+    for f in ["checkpoint", "ckpt-1.index", "ckpt-1.data-00000-of-00001"] {
+        std::fs::copy(fixture("mg_proj").join(f), ckpt.join(f)).unwrap();
+    }
+    let yaml = std::fs::read_to_string(fixture("mg_proj").join("params.yaml")).unwrap();
+    let cases = [
+        (format!("{yaml}\nbroken line without a colon\n"), "line"),
+        (
+            yaml.replacen("norm_first: false", "norm_first: true", 1),
+            "pre-LayerNorm",
+        ),
+    ];
+    for (text, what) in cases {
+        std::fs::write(ckpt.join("params.yaml"), text).unwrap();
+        bin()
+            .args(["convert", "-m", "discriminator"])
+            .arg(&ckpt)
+            .arg("-o")
+            .arg(tmp.path().join("out"))
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("params.yaml"))
+            .stderr(predicates::str::contains(what));
+        assert!(!tmp.path().join("out").exists());
+    }
+    bin()
+        .args(["convert", "-m", "discriminator", "--config"])
+        .arg(expected("mg_proj", "discriminator").join("config.json"))
+        .arg(&ckpt)
+        .arg("-o")
+        .arg(tmp.path().join("out"))
+        .assert()
+        .success();
+    assert!(
+        std::fs::read(tmp.path().join("out/model.safetensors")).unwrap()
+            == std::fs::read(expected("mg_proj", "discriminator").join("model.safetensors"))
+                .unwrap()
+    );
+}
