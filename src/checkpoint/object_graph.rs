@@ -273,9 +273,13 @@ impl ObjectGraph {
     }
 
     /// The node an escaped `/`-joined path leads to from the root (the empty path is the root).
+    /// Every segment is an edge, an empty one included (an edge may have an empty name).
     pub fn walk(&self, path: &str) -> Option<usize> {
         let mut at = 0usize;
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
+        if path.is_empty() {
+            return Some(at);
+        }
+        for segment in path.split('/') {
             at = self.nodes[at].child(segment)?;
         }
         Some(at)
@@ -445,6 +449,37 @@ mod tests {
         assert_eq!(
             paths[6].as_deref(),
             Some("model/masked_lm/output_bias.Sbias")
+        );
+    }
+
+    /// Fuzz finding (object_graph target, first minute): an edge with an empty local name gave
+    /// a discovery path with an empty segment, which `walk` skipped, so the path led nowhere.
+    #[test]
+    fn edges_with_empty_names_are_walked() {
+        let nodes = vec![
+            Node {
+                children: vec![child(1, "model")],
+                ..Node::default()
+            },
+            Node {
+                children: vec![child(2, "")],
+                ..Node::default()
+            },
+            Node {
+                children: vec![child(3, "kernel")],
+                ..Node::default()
+            },
+            var("model//kernel/.ATTRIBUTES/VARIABLE_VALUE"),
+        ];
+        let g = ObjectGraph::decode(&encode(&nodes)).unwrap();
+        let paths = g.discovery_paths();
+        assert_eq!(paths[3].as_deref(), Some("model//kernel"));
+        assert_eq!(g.walk("model//kernel"), Some(3));
+        assert_eq!(g.walk("model/"), Some(2));
+        assert_eq!(g.walk("model/kernel"), None);
+        assert_eq!(
+            g.resolve("model//kernel"),
+            Some("model//kernel/.ATTRIBUTES/VARIABLE_VALUE")
         );
     }
 
