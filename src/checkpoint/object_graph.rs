@@ -275,11 +275,16 @@ impl ObjectGraph {
     /// The node an escaped `/`-joined path leads to from the root (the empty path is the root).
     /// Every segment is an edge, an empty one included (an edge may have an empty name).
     pub fn walk(&self, path: &str) -> Option<usize> {
-        let mut at = 0usize;
         if path.is_empty() {
-            return Some(at);
+            return Some(0);
         }
-        for segment in path.split('/') {
+        self.walk_segments(path.split('/'))
+    }
+
+    /// The node a sequence of escaped edge names leads to from the root.
+    pub fn walk_segments<'s>(&self, segments: impl IntoIterator<Item = &'s str>) -> Option<usize> {
+        let mut at = 0usize;
+        for segment in segments {
             at = self.nodes[at].child(segment)?;
         }
         Some(at)
@@ -304,21 +309,19 @@ impl ObjectGraph {
     }
 
     /// Every node's first-discovered path, as TF's breadth-first traversal assigns them (the
-    /// path a node's own keys are built from); `None` for nodes unreachable from the root.
-    pub fn discovery_paths(&self) -> Vec<Option<String>> {
-        let mut paths: Vec<Option<String>> = vec![None; self.nodes.len()];
-        paths[0] = Some(String::new());
+    /// path a node's own keys are built from), as escaped edge names (the root's is empty);
+    /// `None` for nodes unreachable from the root. `join("/")` gives the key form.
+    pub fn discovery_paths(&self) -> Vec<Option<Vec<String>>> {
+        let mut paths: Vec<Option<Vec<String>>> = vec![None; self.nodes.len()];
+        paths[0] = Some(Vec::new());
         let mut queue = VecDeque::from([0usize]);
         while let Some(n) = queue.pop_front() {
             let base = paths[n].clone().unwrap_or_default();
             for c in &self.nodes[n].children {
                 if paths[c.node].is_none() {
-                    let name = escape(&c.name);
-                    paths[c.node] = Some(if base.is_empty() {
-                        name
-                    } else {
-                        format!("{base}/{name}")
-                    });
+                    let mut path = base.clone();
+                    path.push(escape(&c.name));
+                    paths[c.node] = Some(path);
                     queue.push_back(c.node);
                 }
             }
@@ -442,18 +445,20 @@ mod tests {
     fn discovery_follows_breadth_first_order() {
         let g = ObjectGraph::decode(&encode(&sample())).unwrap();
         let paths = g.discovery_paths();
+        let joined = |i: usize| paths[i].as_ref().map(|p| p.join("/"));
         assert_eq!(
-            paths[5].as_deref(),
+            joined(5).as_deref(),
             Some("encoder/layer_with_weights-0/embeddings")
         );
         assert_eq!(
-            paths[6].as_deref(),
+            joined(6).as_deref(),
             Some("model/masked_lm/output_bias.Sbias")
         );
     }
 
     /// Fuzz finding (object_graph target, first minute): an edge with an empty local name gave
-    /// a discovery path with an empty segment, which `walk` skipped, so the path led nowhere.
+    /// a discovery path with an empty segment, which `walk` skipped, so the path led nowhere;
+    /// and a root child with an empty name had the root's own (empty) path.
     #[test]
     fn edges_with_empty_names_are_walked() {
         let nodes = vec![
@@ -473,7 +478,10 @@ mod tests {
         ];
         let g = ObjectGraph::decode(&encode(&nodes)).unwrap();
         let paths = g.discovery_paths();
-        assert_eq!(paths[3].as_deref(), Some("model//kernel"));
+        assert_eq!(
+            paths[3].as_ref().map(|p| p.join("/")).as_deref(),
+            Some("model//kernel")
+        );
         assert_eq!(g.walk("model//kernel"), Some(3));
         assert_eq!(g.walk("model/"), Some(2));
         assert_eq!(g.walk("model/kernel"), None);
@@ -481,6 +489,27 @@ mod tests {
             g.resolve("model//kernel"),
             Some("model//kernel/.ATTRIBUTES/VARIABLE_VALUE")
         );
+        // A root child named "" is not the root (the second half of the finding).
+        let nodes = vec![
+            Node {
+                children: vec![child(1, "")],
+                ..Node::default()
+            },
+            Node {
+                children: vec![child(2, "x")],
+                ..Node::default()
+            },
+            var("/x/.ATTRIBUTES/VARIABLE_VALUE"),
+        ];
+        let g = ObjectGraph::decode(&encode(&nodes)).unwrap();
+        let paths = g.discovery_paths();
+        assert_eq!(
+            paths[2].as_deref(),
+            Some(&["".to_owned(), "x".to_owned()][..])
+        );
+        assert_eq!(g.walk_segments(["", "x"]), Some(2));
+        assert_eq!(g.walk("/x"), Some(2));
+        assert_eq!(g.walk("x"), None);
     }
 
     #[test]
@@ -512,6 +541,6 @@ mod tests {
         }];
         let g = ObjectGraph::decode(&encode(&cyc)).unwrap();
         assert_eq!(g.walk("self/self/self"), Some(0));
-        assert_eq!(g.discovery_paths(), [Some(String::new())]);
+        assert_eq!(g.discovery_paths(), [Some(Vec::new())]);
     }
 }
