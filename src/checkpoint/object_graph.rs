@@ -80,6 +80,10 @@ pub enum ObjectGraphError {
     Empty,
     #[error("node {from} refers to node {to}, but the graph has only {count} nodes")]
     DanglingReference { from: usize, to: u64, count: usize },
+    #[error(
+        "node {node} has two edges named {name:?}; object paths through it would be ambiguous"
+    )]
+    DuplicateEdge { node: usize, name: String },
 }
 
 /// A decoded `TrackableObjectGraph`; node 0 is the root.
@@ -231,7 +235,13 @@ impl ObjectGraph {
         let mut nodes = Vec::with_capacity(count);
         for (i, node) in raw.into_iter().enumerate() {
             let mut children = Vec::with_capacity(node.children.len());
+            let mut names = std::collections::HashSet::with_capacity(node.children.len());
             for (to, name) in node.children {
+                // TF keys children by name, so it never writes two with one name; a graph that
+                // has them cannot be resolved by path without guessing.
+                if !names.insert(name.clone()) {
+                    return Err(ObjectGraphError::DuplicateEdge { node: i, name });
+                }
                 children.push(Child {
                     node: check(i, to)?,
                     name,
@@ -534,6 +544,27 @@ mod tests {
             })
         ));
         assert!(ObjectGraph::decode(&[0x0a, 0x05, 0x0a]).is_err());
+        // Fuzz finding: two edges with one name made a discovered path unwalkable (the walk took
+        // the other edge); such a graph is refused.
+        let dup = vec![
+            Node {
+                children: vec![child(1, "x"), child(2, "x")],
+                ..Node::default()
+            },
+            Node::default(),
+            Node {
+                children: vec![child(3, "y")],
+                ..Node::default()
+            },
+            var("x/y/.ATTRIBUTES/VARIABLE_VALUE"),
+        ];
+        assert_eq!(
+            ObjectGraph::decode(&encode(&dup)),
+            Err(ObjectGraphError::DuplicateEdge {
+                node: 0,
+                name: "x".into()
+            })
+        );
         // A cycle is fine to hold; walking and discovery terminate.
         let cyc = vec![Node {
             children: vec![child(0, "self")],
