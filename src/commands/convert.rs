@@ -262,7 +262,7 @@ pub fn convert_one(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result
     for plan in &plans {
         let value = match &args.config {
             Some(path) => {
-                let (value, notes) = config::from_user_file(path, plan, args.num_heads)?;
+                let (value, notes) = config::from_user_file(path, plan, args.num_heads, args.dtype)?;
                 warnings.extend(notes);
                 value
             }

@@ -65,6 +65,9 @@ pub enum WriteError {
     #[error("config file {path}: {reason}")]
     ConfigInvalid { path: PathBuf, reason: String },
 
+    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
+    ConfigModelType { path: PathBuf, model_type: String },
+
     #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
     ConfigMismatch {
         path: PathBuf,
