@@ -325,7 +325,9 @@ fn vocab_and_casing() {
     convert("tied", "discriminator", &out, &[]).success();
     let tc = read_json(&out.join("tokenizer_config.json"));
     assert_eq!(tc["do_lower_case"], true);
-    assert_eq!(tc["strip_accents"], Value::Null);
+    // Stated, never left to defaults: lowercase vocabulary without accents → strip them.
+    assert_eq!(tc["strip_accents"], true);
+    assert_eq!(tc["tokenize_chinese_chars"], true);
     assert_eq!(tc["model_max_length"], 32);
     assert_eq!(tc["tokenizer_class"], "ElectraTokenizer");
     assert_eq!(

@@ -182,7 +182,13 @@ fn load_tokenizer(
         ));
         return Ok(None);
     };
-    let tok = Tokenizer::load(&vocab, lower)?;
+    let tok = Tokenizer::load(
+        &vocab,
+        write::tokenizer::TokenizerChoices {
+            lower,
+            strip_accents: None,
+        },
+    )?;
     let vocab_size = plans[0].dims.vocab_size;
     let n = tok.len() as u64;
     if n > vocab_size {

@@ -81,6 +81,16 @@ pub enum WriteError {
 
     #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
     Vocab { path: PathBuf, reason: String },
+
+    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
+    VocabLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
+    TokenizerBuild { path: PathBuf, error: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
@@ -344,7 +354,7 @@ impl Write for EarlyWriteback {
     }
 }
 
-/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt,
+/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt, tokenizer.json,
 /// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
 pub fn write_model_files(
     dir: &Path,
@@ -381,11 +391,8 @@ pub fn write_model_files(
         &config::to_json_text(files.config),
     )?;
     if let Some(tok) = files.tokenizer {
-        let vocab = dir.join("vocab.txt");
-        std::fs::copy(&tok.vocab, &vocab).map_err(|e| WriteError::Vocab {
-            path: tok.vocab.clone(),
-            reason: format!("copying to {}: {e}", vocab.display()),
-        })?;
+        write_text(&dir.join("vocab.txt"), &tok.vocab_text())?;
+        write_text(&dir.join("tokenizer.json"), &tokenizer::tokenizer_json(tok)?)?;
         let max_len = files.plan.dims.max_position_embeddings;
         write_text(
             &dir.join("tokenizer_config.json"),
