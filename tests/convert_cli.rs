@@ -271,8 +271,7 @@ fn user_config_is_completed_as_transformers_writes_it() {
         )
         .success();
         let got = std::fs::read_to_string(out.join("config.json")).unwrap();
-        let want =
-            std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
         assert_eq!(got, want, "{name}");
         assert_eq!(read_json(&out.join("config.json"))["model_type"], "electra");
         if name == "legacy" {

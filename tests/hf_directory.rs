@@ -172,7 +172,11 @@ fn known_differences_from_the_slow_tokenizer_are_those_of_every_fast_tokenizer()
         for (j, text) in diverge.iter().enumerate() {
             let i = agree.len() + j;
             let got = ids(&tok, text);
-            assert_eq!(got, as_ids(&v4[vocab]["fast"]["texts"][i]), "{vocab} {text:?}");
+            assert_eq!(
+                got,
+                as_ids(&v4[vocab]["fast"]["texts"][i]),
+                "{vocab} {text:?}"
+            );
             assert_eq!(got, as_ids(&v5[vocab]["texts"][i]), "{vocab} {text:?}");
             if got != as_ids(&slow[vocab]["texts"][i]) {
                 differing.push((*vocab, j));
@@ -226,10 +230,7 @@ fn auto_tokenizers_of_both_versions_give_our_ids() {
     let tok = electra_convert::write::tokenizer::load_dir(&out).unwrap();
     assert_eq!(tok.token_to_id("[CLS]"), Some(72));
     for (i, text) in agree.iter().chain(&diverge).enumerate() {
-        assert_eq!(
-            ids(&tok, text),
-            as_ids(&v5["missing_specials"]["texts"][i])
-        );
+        assert_eq!(ids(&tok, text), as_ids(&v5["missing_specials"]["texts"][i]));
     }
 }
 
@@ -251,9 +252,8 @@ fn every_fixture_and_kind_loads_without_key_complaints_in_both_versions() {
     .map(|(l, k, c)| format!("{l}/{k}={c}"))
     .collect();
     for version in ["4.57.6", "5.23.0"] {
-        let report = read_json(&root().join(format!(
-            "fixtures/hfdir/loads/transformers-{version}.json"
-        )));
+        let report =
+            read_json(&root().join(format!("fixtures/hfdir/loads/transformers-{version}.json")));
         let obj = report.as_object().unwrap();
         let got: Vec<String> = obj
             .iter()
@@ -306,4 +306,116 @@ fn a_vocab_tokenizer_json_cannot_hold_is_refused_naming_the_line() {
         .filter(|n| n.to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn stdout_json(assert: assert_cmd::assert::Assert) -> Value {
+    serde_json::from_slice(&assert.get_output().stdout).unwrap()
+}
+
+#[test]
+fn the_summary_and_json_say_where_each_tokenizer_decision_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        // vocabulary, flags, (lower, from), (strip, from)
+        (
+            "lower_accented",
+            vec![],
+            (true, "vocabulary"),
+            (false, "vocabulary"),
+        ),
+        (
+            "lower_plain",
+            vec![],
+            (true, "vocabulary"),
+            (true, "vocabulary"),
+        ),
+        ("cased", vec![], (false, "vocabulary"), (false, "casing")),
+        (
+            "lower_accented",
+            vec!["--strip-accents"],
+            (true, "vocabulary"),
+            (true, "flag"),
+        ),
+        (
+            "lower_plain",
+            vec!["--no-strip-accents"],
+            (true, "vocabulary"),
+            (false, "flag"),
+        ),
+        (
+            "cased",
+            vec!["--uncased"],
+            (true, "flag"),
+            (false, "vocabulary"),
+        ),
+        (
+            "cased",
+            vec!["--strip-accents"],
+            (false, "vocabulary"),
+            (true, "flag"),
+        ),
+    ];
+    for (i, (vocab, flags, (lower, lower_from), (strip, strip_from))) in
+        cases.into_iter().enumerate()
+    {
+        let out = tmp.path().join(format!("case{i}"));
+        let mut extra = flags.clone();
+        extra.push("--json");
+        let json = stdout_json(convert_with_vocab(vocab, &out, &extra).success());
+        let t = &json["outputs"][0]["tokenizer"];
+        let what = format!("{vocab} {flags:?}");
+        assert_eq!(t["do_lower_case"]["value"], lower, "{what}");
+        assert_eq!(t["do_lower_case"]["from"], lower_from, "{what}");
+        assert_eq!(t["strip_accents"]["value"], strip, "{what}");
+        assert_eq!(t["strip_accents"]["from"], strip_from, "{what}");
+        assert_eq!(t["tokenize_chinese_chars"]["value"], true);
+        assert_eq!(t["tokenize_chinese_chars"]["from"], "default");
+        let tc = read_json(&out.join("tokenizer_config.json"));
+        assert_eq!(tc["do_lower_case"], lower, "{what}");
+        assert_eq!(tc["strip_accents"], strip, "{what}");
+        let norm = &read_json(&out.join("tokenizer.json"))["normalizer"];
+        assert_eq!(norm["lowercase"], lower, "{what}");
+        assert_eq!(norm["strip_accents"], strip, "{what}");
+    }
+    // The text summary says it in words.
+    let out = tmp.path().join("text");
+    let assert = Command::cargo_bin("electra-convert")
+        .unwrap()
+        .args(["--model", "encoder"])
+        .arg(root().join("fixtures/electra/untied"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--vocab")
+        .arg(tok_fixtures().join("lower_accented.txt"))
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("strip_accents false (vocabulary: lowercase with accented letters)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("do_lower_case true (vocabulary: no uppercase letters)"));
+    // No vocabulary: no tokenizer decisions.
+    let out = tmp.path().join("novocab");
+    let json = stdout_json(
+        Command::cargo_bin("electra-convert")
+            .unwrap()
+            .args(["--model", "encoder", "--json", "--quiet"])
+            .arg(root().join("fixtures/electra/released"))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success(),
+    );
+    assert_eq!(json["outputs"][0]["tokenizer"], Value::Null);
+}
+
+#[test]
+fn strip_and_no_strip_accents_conflict() {
+    Command::cargo_bin("electra-convert")
+        .unwrap()
+        .args(["--model", "encoder", "x", "-o", "y"])
+        .args(["--strip-accents", "--no-strip-accents"])
+        .assert()
+        .code(2);
 }

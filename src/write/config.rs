@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::OutputDtype;
 use crate::mapping::{Dim, Plan};
+use crate::options::OutputDtype;
 
 use super::WriteError;
 
@@ -195,8 +195,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
         }
         _ => a == b,

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::cli::OutputDtype;
 use crate::mapping::Plan;
+use crate::options::OutputDtype;
 pub use safetensors::TensorSource;
 pub use tokenizer::Tokenizer;
 
@@ -392,7 +392,10 @@ pub fn write_model_files(
     )?;
     if let Some(tok) = files.tokenizer {
         write_text(&dir.join("vocab.txt"), &tok.vocab_text())?;
-        write_text(&dir.join("tokenizer.json"), &tokenizer::tokenizer_json(tok)?)?;
+        write_text(
+            &dir.join("tokenizer.json"),
+            &tokenizer::tokenizer_json(tok)?,
+        )?;
         let max_len = files.plan.dims.max_position_embeddings;
         write_text(
             &dir.join("tokenizer_config.json"),
