@@ -11,7 +11,7 @@ use crate::mapping::{self, MappingError, Plan, SkipCategory, SourceVar};
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::{self, ParityReport, VerifyError};
 use crate::write::tokenizer::{DecisionSource, TokenizerChoices};
-use crate::write::{self, config, ModelFiles, Staging, Tokenizer, WriteError};
+use crate::write::{self, card, config, ModelFiles, Staging, Tokenizer, WriteError};
 
 /// Receives progress of a conversion. Every method has an empty default, so an implementation
 /// picks what it shows; [`NoProgress`] shows nothing. The library never prints.
@@ -236,6 +236,9 @@ pub fn convert(
     if let Some((name, value)) = options.tolerance.invalid() {
         return Err(ConvertError::BadTolerance { name, value });
     }
+    if let Some(license) = &options.license {
+        card::check_license(license)?;
+    }
     if let Some(reference) = &options.reference {
         // An unusable reference file stops the run before anything is written.
         verify::check_reference(reference).map_err(|e| ConvertError::Reference(Box::new(e)))?;
@@ -295,6 +298,18 @@ pub fn convert(
         .sum();
     progress.begin(total);
 
+    // A checkpoint without a readable global_step simply has none on the card.
+    let global_step = ckpt
+        .get("global_step")
+        .and_then(|_| ckpt.read_i64_scalar("global_step").ok());
+    let card_context = CardContext {
+        options,
+        global_step,
+        tokenizer: tokenizer.as_ref(),
+        both: options.model == ModelKind::Both,
+        cwd: std::env::current_dir().unwrap_or_default(),
+    };
+
     let staging = Staging::begin(&options.output, options.force)?;
     let both = options.model == ModelKind::Both;
     let mut outputs = Vec::with_capacity(plans.len());
@@ -321,6 +336,11 @@ pub fn convert(
         };
         let written = write::write_model_files(&dir, &files, &ckpt, &mut |n| progress.advance(n))
             .map_err(|e| staging.attribute(e))?;
+        if options.model_card {
+            card_context
+                .write(&dir, plan, cfg, &written, &[])
+                .map_err(|e| staging.attribute(e))?;
+        }
         outputs.push(ConvertedModel {
             kind: plan.kind,
             class: plan.class,
@@ -343,10 +363,23 @@ pub fn convert(
     staging.commit()?;
     // Checks run on the committed directories: a failed check deletes nothing, it is reported
     // (verify[..].passed == false) and the caller decides what that means.
-    for m in &mut outputs {
+    for (i, m) in outputs.iter_mut().enumerate() {
         if options.verify || options.reference.is_some() {
             progress.stage(&format!("verifying {}", m.directory.display()));
             m.verify = run_checks(options, &m.directory, m.class, both)?;
+            if options.model_card && !m.verify.is_empty() {
+                // The card gains the results; README.md is replaced by rename, never half-written.
+                let lines: Vec<card::ParityLine> = m
+                    .verify
+                    .iter()
+                    .map(|r| card_context.parity_line(r))
+                    .collect();
+                let written = write::Written {
+                    tensors: m.tensors,
+                    bytes: m.bytes,
+                };
+                card_context.write(&m.directory, &plans[i], &configs[i], &written, &lines)?;
+            }
         }
     }
     if let Some(reference) = &options.reference {
@@ -361,6 +394,69 @@ pub fn convert(
         }
     }
     Ok(ConvertOutcome { outputs, warnings })
+}
+
+/// What every model card of one run shares.
+struct CardContext<'a> {
+    options: &'a ConvertOptions,
+    global_step: Option<i64>,
+    tokenizer: Option<&'a Tokenizer>,
+    both: bool,
+    cwd: PathBuf,
+}
+
+impl CardContext<'_> {
+    fn parity_line(&self, r: &ParityReport) -> card::ParityLine {
+        card::ParityLine {
+            mode: r.mode.clone(),
+            against: card::display_path(&r.against, &self.cwd),
+            outputs: r
+                .outputs
+                .iter()
+                .map(|(name, c)| (name.clone(), c.max_abs_diff))
+                .collect(),
+            atol: r.tolerance.atol,
+            rtol: r.tolerance.rtol,
+            passed: r.passed,
+        }
+    }
+
+    /// Write `dir/README.md` (through a temporary file renamed over it).
+    fn write(
+        &self,
+        dir: &Path,
+        plan: &Plan,
+        cfg: &serde_json::Value,
+        written: &write::Written,
+        parity: &[card::ParityLine],
+    ) -> Result<(), WriteError> {
+        let facts = card::CardFacts {
+            plan,
+            num_attention_heads: cfg["num_attention_heads"].as_u64().unwrap_or(0),
+            checkpoint: card::display_path(&self.options.checkpoint, &self.cwd),
+            global_step: self.global_step,
+            dtype: self.options.dtype,
+            tensors: written.tensors,
+            bytes: written.bytes,
+            tokenizer: self.tokenizer.map(|t| (t.len(), t.describe())),
+            invocation: self.options.invocation.clone(),
+            both: self.both,
+            license: self.options.license.as_deref(),
+            parity,
+        };
+        let text = card::model_card(&facts, env!("CARGO_PKG_VERSION"));
+        let tmp = dir.join(".README.md.tmp");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| WriteError::Io {
+                path,
+                error: e.to_string(),
+            }
+        };
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        let readme = dir.join("README.md");
+        std::fs::rename(&tmp, &readme).map_err(io(&readme))
+    }
 }
 
 /// The parity checks the options ask for, run on a freshly written directory.

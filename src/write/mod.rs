@@ -6,6 +6,7 @@
 //! unless `force`; then the old directory is renamed away, the new one renamed in, and the old
 //! one deleted. Any error before that leaves nothing behind.
 
+pub mod card;
 pub mod cleanup;
 pub mod config;
 pub mod safetensors;
@@ -88,6 +89,9 @@ pub enum WriteError {
         line: usize,
         reason: String,
     },
+
+    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
+    License { license: String },
 
     #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
     TokenizerBuild { path: PathBuf, error: String },
