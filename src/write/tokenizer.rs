@@ -533,4 +533,88 @@ mod tests {
             vec!["[UNK]".to_owned(), "the".to_owned()]
         );
     }
+
+    /// Seeded random vocab files (newlines, CRLF, combining marks, invalid UTF-8, duplicates,
+    /// blank lines): parsing never panics, and every accepted vocabulary gives a tokenizer in
+    /// which each token has its line's id, survives a tokenizer.json round trip and encodes text.
+    #[test]
+    fn random_vocabularies_parse_or_fail_cleanly() {
+        let pieces: [&[u8]; 12] = [
+            b"[CLS]",
+            b"[SEP]",
+            b"a",
+            b"B",
+            b"##a",
+            "é".as_bytes(),
+            "\u{301}".as_bytes(),
+            b" ",
+            b"\xff",
+            "中".as_bytes(),
+            b"[PAD]",
+            b"\r",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let lines = (next() % 12) as usize;
+            let unk_at = (next() % 14) as usize;
+            let mut bytes = Vec::new();
+            for j in 0..lines {
+                if j == unk_at {
+                    bytes.extend_from_slice(b"[UNK]\n");
+                }
+                for _ in 0..next() % 3 {
+                    bytes.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+                }
+                // Mostly unique lines; now and then a likely repeat or a blank line.
+                if next() % 10 != 0 {
+                    bytes.extend_from_slice(j.to_string().as_bytes());
+                }
+                bytes.extend_from_slice(if next() % 4 == 0 { b"\r\n" } else { b"\n" });
+            }
+            let path = Path::new("random.txt");
+            let tokens = match parse_vocab(path, &bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    assert!(matches!(
+                        e,
+                        WriteError::Vocab { .. } | WriteError::VocabLine { .. }
+                    ));
+                    refused += 1;
+                    continue;
+                }
+            };
+            accepted += 1;
+            let flags = next();
+            let tok = Tokenizer::from_parts(
+                path,
+                tokens.clone(),
+                flags & 1 == 0,
+                flags & 2 == 0,
+                flags & 4 == 0,
+                DecisionSource::Default,
+            );
+            let built = build_tokenizer(&tok).unwrap();
+            for (i, t) in tokens.iter().enumerate() {
+                assert_eq!(built.token_to_id(t), Some(i as u32), "{t:?} in {tokens:?}");
+            }
+            let json = built.to_string(false).unwrap();
+            let back: tokenizers::Tokenizer = json.parse().unwrap();
+            assert_eq!(back.get_vocab_size(true), built.get_vocab_size(true));
+            let text = String::from_utf8_lossy(&bytes).replace('\n', " ");
+            let a = built.encode(text.as_str(), true).unwrap();
+            let b = back.encode(text.as_str(), true).unwrap();
+            assert_eq!(a.get_ids(), b.get_ids());
+        }
+        assert!(
+            accepted > 100 && refused > 100,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
 }
