@@ -453,9 +453,14 @@ impl CardContext<'_> {
                 error: e.to_string(),
             }
         };
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
         let readme = dir.join("README.md");
-        std::fs::rename(&tmp, &readme).map_err(io(&readme))
+        let result = std::fs::write(&tmp, text)
+            .map_err(io(&tmp))
+            .and_then(|()| std::fs::rename(&tmp, &readme).map_err(io(&readme)));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 }
 
