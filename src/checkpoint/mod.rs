@@ -20,6 +20,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod varint;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -34,6 +35,7 @@ pub use proto::{BundleEntry, BundleHeader, Endianness};
 pub use resolve::{parse_state_file, resolve, with_suffix};
 pub use stream::ChunkError;
 pub use table::TableError;
+pub use writer::{BundleWriteError, BundleWriter, TensorWriter};
 
 /// Maximum rank TF accepts (`TensorShape::MaxDimensions`).
 pub const MAX_DIMS: usize = 254;
