@@ -32,7 +32,7 @@ pub use crc::{mask as crc_mask, unmask as crc_unmask};
 pub use dtype::DType;
 pub use error::CheckpointError;
 pub use proto::{BundleEntry, BundleHeader, Endianness};
-pub use resolve::{parse_state_file, resolve, with_suffix};
+pub use resolve::{parse_state_file, resolve, state_file_text, with_suffix, STATE_FILE};
 pub use stream::ChunkError;
 pub use table::TableError;
 pub use writer::{BundleWriteError, BundleWriter, TensorWriter};
