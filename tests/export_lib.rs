@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use electra_convert::checkpoint::Checkpoint;
-use electra_convert::export::{export, AdamSlots, ExportOptions, ExportSource};
+use electra_convert::{export, AdamSlots, ExportOptions, ExportSource, NoProgress};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -50,7 +50,7 @@ fn export_of_hf_dirs_is_tensorflows_checkpoint_byte_for_byte() {
         ("untied", "model.ckpt-500", 500, "untied embeddings"),
     ] {
         let out = tmp.path().join(layout).join(prefix);
-        let outcome = export(&hf(layout, true, &out, step, false), &mut |_| {}).unwrap();
+        let outcome = export(&hf(layout, true, &out, step, false), &mut NoProgress).unwrap();
         assert_eq!(outcome.layout, layout_name);
         let tf = fixtures().join("electra").join(layout).join(prefix);
         let (index, data) = files(&out);
@@ -72,7 +72,7 @@ fn export_of_hf_dirs_is_tensorflows_checkpoint_byte_for_byte() {
 fn tied_export_with_zero_slots_matches_tensorflows_variables() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tied/model.ckpt-1000");
-    let outcome = export(&hf("tied", true, &out, 1000, true), &mut |_| {}).unwrap();
+    let outcome = export(&hf("tied", true, &out, 1000, true), &mut NoProgress).unwrap();
     let ours = Checkpoint::open(&out).unwrap();
     let tf = Checkpoint::open(&fixtures().join("electra/tied/model.ckpt-1000")).unwrap();
     let names = |c: &Checkpoint| c.tensors().iter().map(|t| t.name.clone()).collect::<Vec<_>>();
@@ -108,24 +108,24 @@ fn checkpoint_completion_adds_only_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let released = fixtures().join("electra/released/electra_tiny");
     let a = tmp.path().join("a/electra_tiny");
-    let outcome = export(&from_checkpoint(&released, &a, None), &mut |_| {}).unwrap();
+    let outcome = export(&from_checkpoint(&released, &a, None), &mut NoProgress).unwrap();
     let tf = Checkpoint::open(&released).unwrap();
     assert_eq!(outcome.copied, tf.tensors().len());
     assert_eq!(outcome.adam_slots_added, 2 * (tf.tensors().len() - 1));
     assert_eq!(outcome.global_step, 1_000_000);
     let b = tmp.path().join("b/electra_tiny");
-    export(&hf("released", true, &b, 1_000_000, true), &mut |_| {}).unwrap();
+    export(&hf("released", true, &b, 1_000_000, true), &mut NoProgress).unwrap();
     assert_eq!(files(&a), files(&b));
 
     let tied = fixtures().join("electra/tied/model.ckpt-1000");
     let c = tmp.path().join("c/model.ckpt-1000");
-    let outcome = export(&from_checkpoint(&tied, &c, None), &mut |_| {}).unwrap();
+    let outcome = export(&from_checkpoint(&tied, &c, None), &mut NoProgress).unwrap();
     assert_eq!(outcome.adam_slots_added, 0);
     assert_eq!(files(&c), files(&tied));
 
     // global_step present: --global-step is refused, and nothing is written.
     let d = tmp.path().join("d/x");
-    let err = export(&from_checkpoint(&tied, &d, Some(5)), &mut |_| {}).unwrap_err();
+    let err = export(&from_checkpoint(&tied, &d, Some(5)), &mut NoProgress).unwrap_err();
     assert!(err.to_string().contains("already has global_step = 1000"), "{err}");
     assert!(!tmp.path().join("d").exists());
 }

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, DType};
-use crate::cli::ModelKind;
+use crate::options::ModelKind;
+use crate::Progress;
 use crate::mapping::{self, reverse, table, MappingError, Plan, SourceVar, Transform};
 use crate::write::bundle::BundleOutput;
 use crate::write::WriteError;
@@ -247,13 +248,38 @@ pub fn slot_names(var: &str) -> [String; 2] {
     [format!("{var}/adam_m"), format!("{var}/adam_v")]
 }
 
-/// Run an export. `progress` is called with the number of bytes written, as they are written.
+/// Run an export: plan every variable (nothing is written if planning fails), then stream them
+/// into a staged checkpoint directory and rename it into place. `progress` hears the total
+/// byte count, then every write.
+///
+/// ```
+/// # let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+/// # let tmp = tempfile::tempdir().unwrap();
+/// use electra_convert::{export, AdamSlots, ExportOptions, ExportSource, NoProgress};
+/// let expected = root.join("fixtures/electra/released/expected");
+/// let options = ExportOptions {
+///     source: ExportSource::Hf {
+///         discriminator: expected.join("discriminator"),
+///         generator: Some(expected.join("generator")),
+///     },
+///     output: tmp.path().join("out/model.ckpt-0"),
+///     global_step: None,
+///     adam_slots: Some(AdamSlots::Zeros),
+///     force: false,
+/// };
+/// let outcome = export(&options, &mut NoProgress).unwrap();
+/// assert_eq!(outcome.layout, "shared embeddings");
+/// assert!(tmp.path().join("out/model.ckpt-0.index").is_file());
+/// ```
 pub fn export(
     options: &ExportOptions,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn Progress,
 ) -> Result<ExportOutcome, ExportError> {
     let plan = plan_export(options)?;
-    write_export(options, plan, progress)
+    let total = plan.vars.values().map(OutVar::bytes).sum();
+    progress.begin(total);
+    progress.stage(&options.output.display().to_string());
+    write_export(options, plan, &mut |n| progress.advance(n))
 }
 
 struct ExportPlan {

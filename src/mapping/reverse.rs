@@ -95,8 +95,8 @@ mod tests {
             .map(|t| super::super::SourceVar::new(&t.name, &t.shape, t.dtype.tf_name()))
             .collect();
         for (kind, table) in [
-            (crate::cli::ModelKind::Discriminator, &DISCRIMINATOR),
-            (crate::cli::ModelKind::Generator, &GENERATOR),
+            (crate::options::ModelKind::Discriminator, &DISCRIMINATOR),
+            (crate::options::ModelKind::Generator, &GENERATOR),
         ] {
             let plan = super::super::plan(kind, &vars).unwrap();
             let rows = rows(table, "electra", plan.layout.layers, true);
