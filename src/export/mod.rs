@@ -165,6 +165,9 @@ pub enum ExportError {
     #[error("output {output} is or contains, or lies inside, the input {input}; writing (or --force replacing) it would destroy the input. Choose an -o outside every input directory")]
     OutputOverlapsInput { output: PathBuf, input: PathBuf },
 
+    #[error("checkpoint {prefix}: {error}")]
+    CheckpointMapping { prefix: PathBuf, error: MappingError },
+
     #[error("checkpoint {path}: {error}")]
     Checkpoint {
         path: PathBuf,
@@ -781,8 +784,8 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
     .into_iter()
     .find(|k| available.contains(k))
     .unwrap_or(ModelKind::Both);
-    let plans = mapping::plan_all(kind, &vars).map_err(|error| ExportError::Mapping {
-        dir: ckpt.prefix().to_path_buf(),
+    let plans = mapping::plan_all(kind, &vars).map_err(|error| ExportError::CheckpointMapping {
+        prefix: ckpt.prefix().to_path_buf(),
         error,
     })?;
     let trainable: BTreeSet<String> = plans
