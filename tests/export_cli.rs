@@ -373,3 +373,45 @@ fn export_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
     assert!(!stderr.contains(".tmp-"), "{stderr}");
     assert!(entries(&mnt).is_empty(), "{:?}", entries(&mnt));
 }
+
+/// `map` of a HuggingFace directory lists the same (TF, HF, transform) triples as `map` of the
+/// checkpoint it was converted from: one table, read both ways.
+#[test]
+fn map_shows_the_reverse_direction_with_the_same_rows() {
+    for kind in ["discriminator", "generator"] {
+        let forward: serde_json::Value = serde_json::from_str(&run_ok(&[
+            "map".as_ref(),
+            "-m".as_ref(),
+            kind.as_ref(),
+            os(&fixture("tied")),
+            "--json".as_ref(),
+        ]))
+        .unwrap();
+        let reverse: serde_json::Value = serde_json::from_str(&run_ok(&[
+            "map".as_ref(),
+            "-m".as_ref(),
+            kind.as_ref(),
+            os(&expected("tied", kind)),
+            "--json".as_ref(),
+        ]))
+        .unwrap();
+        let triples = |v: &serde_json::Value| {
+            let mut t: Vec<(String, String, String)> = v["models"][0]["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["tf"].as_str().unwrap().to_owned(),
+                        e["hf"].as_str().unwrap().to_owned(),
+                        e["transform"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(triples(&forward), triples(&reverse), "{kind}");
+        assert!(triples(&forward).len() > 30);
+    }
+}

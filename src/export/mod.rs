@@ -894,6 +894,77 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
     })
 }
 
+/// One row of [`reverse_map`]: an HF tensor and the TF variable `export` writes for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReverseEntry {
+    pub hf: String,
+    pub tf: String,
+    /// The forward transform (`transpose` is undone by transposing again).
+    pub transform: Transform,
+    pub hf_shape: Vec<u64>,
+    pub tf_shape: Vec<u64>,
+    /// safetensors dtype of the HF tensor (written as float32).
+    pub dtype: String,
+}
+
+/// The reverse mapping of one HF directory, as `map` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReverseMap {
+    pub directory: PathBuf,
+    pub class: &'static str,
+    /// In TF name order (the order of the checkpoint).
+    pub entries: Vec<ReverseEntry>,
+    /// HF tensors not written: tied to another tensor, or buffers.
+    pub not_written: Vec<String>,
+}
+
+/// How `export` maps the tensors of one HF directory (`kind` discriminator or generator), with
+/// the same checks. A generator is shown with the shared `electra/embeddings`; whether a pair
+/// is shared or untied is decided by [`export`] from both directories.
+pub fn reverse_map(dir: &Path, kind: ModelKind) -> Result<ReverseMap, ExportError> {
+    let (role, table) = match kind {
+        ModelKind::Generator => ("generator", &table::GENERATOR),
+        _ => ("discriminator", &table::DISCRIMINATOR),
+    };
+    let model = HfDir::open(dir, role)?;
+    check_class(&model, role, kind)?;
+    let rows = model_rows(&model, table, "electra")?;
+    let vars = source_vars_of(&model, &rows);
+    let plan = mapping::plan(kind, &vars).map_err(|error| ExportError::Mapping {
+        dir: dir.to_path_buf(),
+        error,
+    })?;
+    check_config(&model, &plan)?;
+    let mut entries: Vec<ReverseEntry> = rows
+        .iter()
+        .map(|r| {
+            let t = &model.tensors[&r.hf];
+            ReverseEntry {
+                hf: r.hf.clone(),
+                tf: r.tf.clone(),
+                transform: r.transform,
+                hf_shape: t.shape.clone(),
+                tf_shape: reverse::tf_shape(r, &t.shape),
+                dtype: format!("{:?}", t.dtype),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| a.tf.as_bytes().cmp(b.tf.as_bytes()));
+    let mapped: BTreeSet<&str> = rows.iter().map(|r| r.hf.as_str()).collect();
+    let not_written = model
+        .tensors
+        .keys()
+        .filter(|k| !mapped.contains(k.as_str()))
+        .cloned()
+        .collect();
+    Ok(ReverseMap {
+        directory: dir.to_path_buf(),
+        class: table.class,
+        entries,
+        not_written,
+    })
+}
+
 /// Bytes per write of zeros.
 const ZERO_PIECE: usize = 1 << 20;
 
