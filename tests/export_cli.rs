@@ -415,3 +415,65 @@ fn map_shows_the_reverse_direction_with_the_same_rows() {
         assert!(triples(&forward).len() > 30);
     }
 }
+
+/// f16 and bf16 generators (torch's own casts of the untied fixture) are widened to float32:
+/// the export holds exactly the widened values, and converting it back with --dtype f16/bf16
+/// gives torch's file byte for byte.
+#[test]
+fn half_precision_inputs_become_float32_variables() {
+    let tmp = tempfile::tempdir().unwrap();
+    for flag in ["f16", "bf16"] {
+        let gen = tmp.path().join(format!("gen-{flag}"));
+        std::fs::create_dir(&gen).unwrap();
+        let src = expected("untied", "generator");
+        std::fs::copy(src.join("config.json"), gen.join("config.json")).unwrap();
+        let half_file = src.join(format!("model.{flag}.safetensors"));
+        std::fs::copy(&half_file, gen.join("model.safetensors")).unwrap();
+        let prefix = tmp.path().join(format!("ckpt-{flag}/model.ckpt-500"));
+        let out = bin()
+            .args(export_pair(&expected("untied", "discriminator"), &gen, &prefix))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("widened to float32"), "{stderr}");
+
+        let ckpt = electra_convert::checkpoint::Checkpoint::open(&prefix).unwrap();
+        let info = ckpt.get("generator_predictions/output_bias").unwrap();
+        assert_eq!(info.dtype, electra_convert::checkpoint::DType::Float32);
+        let bytes = std::fs::read(&half_file).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let want: Vec<f32> = st
+            .tensor("generator_lm_head.bias")
+            .unwrap()
+            .data()
+            .chunks_exact(2)
+            .map(|c| match flag {
+                "f16" => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
+                _ => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+            })
+            .collect();
+        assert_eq!(
+            ckpt.read_f32("generator_predictions/output_bias").unwrap(),
+            want
+        );
+
+        let hf = tmp.path().join(format!("hf-{flag}"));
+        run_ok(&[
+            "convert".as_ref(),
+            os(&prefix),
+            "-m".as_ref(),
+            "generator".as_ref(),
+            "--dtype".as_ref(),
+            flag.as_ref(),
+            "-o".as_ref(),
+            os(&hf),
+            "-q".as_ref(),
+        ]);
+        assert!(
+            std::fs::read(hf.join("model.safetensors")).unwrap()
+                == std::fs::read(&half_file).unwrap(),
+            "{flag}: round trip differs from torch's file"
+        );
+    }
+}
