@@ -16,6 +16,7 @@ Examples:
   electra-convert inspect fixtures/electra/tied/model.ckpt-1000
   electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000
   electra-convert verify out/tied-disc --checkpoint fixtures/electra/tied/model.ckpt-1000
+  electra-convert export --checkpoint fixtures/electra/released/electra_tiny -o out/resume/electra_tiny
   electra-convert batch sweep.toml --jobs 2 --report report.json
 
 Running without a subcommand means `convert`.
