@@ -139,7 +139,10 @@ fn completing_a_released_checkpoint_converts_like_the_original() {
     assert!(stdout.contains("Adam slot(s) added"), "{stdout}");
     for (src, out) in [
         (prefix.clone(), tmp.path().join("a")),
-        (fixture("released").join("electra_tiny"), tmp.path().join("b")),
+        (
+            fixture("released").join("electra_tiny"),
+            tmp.path().join("b"),
+        ),
     ] {
         run_ok(&[
             "convert".as_ref(),
@@ -183,7 +186,10 @@ fn a_discriminator_alone_says_pretraining_needs_a_generator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs the generator"), "{stderr}");
     let ckpt = electra_convert::checkpoint::Checkpoint::open(&prefix).unwrap();
-    assert!(ckpt.tensors().iter().all(|t| !t.name.starts_with("generator")));
+    assert!(ckpt
+        .tensors()
+        .iter()
+        .all(|t| !t.name.starts_with("generator")));
     assert_eq!(ckpt.read_i64_scalar("global_step").unwrap(), 0);
 }
 
@@ -234,7 +240,11 @@ fn bad_inputs_exit_1_name_the_problem_and_leave_nothing() {
     );
     // A TF checkpoint directory passed as a HuggingFace one.
     fails_owned(
-        &export_pair(&fixture("released"), &expected("released", "generator"), &out),
+        &export_pair(
+            &fixture("released"),
+            &expected("released", "generator"),
+            &out,
+        ),
         &["no config.json", "released"],
     );
     // Generator and discriminator swapped.
@@ -431,7 +441,11 @@ fn half_precision_inputs_become_float32_variables() {
         std::fs::copy(&half_file, gen.join("model.safetensors")).unwrap();
         let prefix = tmp.path().join(format!("ckpt-{flag}/model.ckpt-500"));
         let out = bin()
-            .args(export_pair(&expected("untied", "discriminator"), &gen, &prefix))
+            .args(export_pair(
+                &expected("untied", "discriminator"),
+                &gen,
+                &prefix,
+            ))
             .output()
             .unwrap();
         assert!(out.status.success());

@@ -75,7 +75,12 @@ fn tied_export_with_zero_slots_matches_tensorflows_variables() {
     let outcome = export(&hf("tied", true, &out, 1000, true), &mut NoProgress).unwrap();
     let ours = Checkpoint::open(&out).unwrap();
     let tf = Checkpoint::open(&fixtures().join("electra/tied/model.ckpt-1000")).unwrap();
-    let names = |c: &Checkpoint| c.tensors().iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let names = |c: &Checkpoint| {
+        c.tensors()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&ours), names(&tf));
     assert_eq!(outcome.adam_slots_added, 2 * (names(&tf).len() - 1) / 3);
     for t in tf.tensors() {
@@ -126,6 +131,9 @@ fn checkpoint_completion_adds_only_what_is_missing() {
     // global_step present: --global-step is refused, and nothing is written.
     let d = tmp.path().join("d/x");
     let err = export(&from_checkpoint(&tied, &d, Some(5)), &mut NoProgress).unwrap_err();
-    assert!(err.to_string().contains("already has global_step = 1000"), "{err}");
+    assert!(
+        err.to_string().contains("already has global_step = 1000"),
+        "{err}"
+    );
     assert!(!tmp.path().join("d").exists());
 }

@@ -440,7 +440,10 @@ mod tests {
 
     #[test]
     fn encoders_reproduce_tf_bytes() {
-        assert_eq!(encode_header(&tf_header()), [0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]);
+        assert_eq!(
+            encode_header(&tf_header()),
+            [0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]
+        );
         let mut two = tf_header();
         two.num_shards = 2;
         assert_eq!(encode_header(&two), [0x08, 0x02, 0x1a, 0x02, 0x08, 0x01]);

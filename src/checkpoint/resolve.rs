@@ -335,7 +335,10 @@ mod tests {
         assert_eq!(state_file_text("model.ckpt-1000"), tf);
         for name in ["a \"q\" b", "back\\slash", "tab\tnl\n", "caf\u{e9}", "it's"] {
             let text = state_file_text(name);
-            assert_eq!(parse_state_file(text.as_bytes()).unwrap().as_deref(), Some(name));
+            assert_eq!(
+                parse_state_file(text.as_bytes()).unwrap().as_deref(),
+                Some(name)
+            );
         }
         assert_eq!(quote("caf\u{e9}"), "\"caf\\303\\251\"");
     }

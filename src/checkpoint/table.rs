@@ -407,11 +407,7 @@ impl BlockBuilder {
 /// Bytewise `FindShortestSeparator`: a short key `k` with `start <= k < limit`.
 pub fn shortest_separator(start: &mut Vec<u8>, limit: &[u8]) {
     let min_len = start.len().min(limit.len());
-    let diff = start
-        .iter()
-        .zip(limit)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let diff = start.iter().zip(limit).take_while(|(a, b)| a == b).count();
     if diff >= min_len {
         // One is a prefix of the other: keep `start`.
         return;

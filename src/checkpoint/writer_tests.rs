@@ -212,7 +212,11 @@ fn random_bundles_read_back() {
                 0 => format!("{stem}{}", rng.below(100_000)),
                 1 => format!("{stem}{}/adam_m", rng.below(1000)),
                 2 => format!("v{}", rng.below(1_000_000)),
-                _ => format!("{stem}{}/{}", rng.below(50), "x".repeat(rng.below(40) as usize)),
+                _ => format!(
+                    "{stem}{}/{}",
+                    rng.below(50),
+                    "x".repeat(rng.below(40) as usize)
+                ),
             };
             names.insert(name);
         }
@@ -226,7 +230,13 @@ fn random_bundles_read_back() {
         for name in &order {
             let rank = rng.below(4) as usize;
             let shape: Vec<u64> = (0..rank)
-                .map(|_| if rng.below(8) == 0 { 0 } else { rng.below(5) + 1 })
+                .map(|_| {
+                    if rng.below(8) == 0 {
+                        0
+                    } else {
+                        rng.below(5) + 1
+                    }
+                })
                 .collect();
             let n: u64 = shape.iter().product();
             if rng.below(10) == 0 {
@@ -260,7 +270,9 @@ fn random_bundles_read_back() {
         let blocks = {
             let footer = table::parse_footer(&index).unwrap();
             let block = table::read_block(&index, footer.index, "index").unwrap();
-            table::parse_block(&block, footer.index.offset).unwrap().len()
+            table::parse_block(&block, footer.index.offset)
+                .unwrap()
+                .len()
         };
         if case == 4 {
             assert!(blocks > 1, "case {case}: only {blocks} block(s)");

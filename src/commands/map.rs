@@ -166,8 +166,20 @@ fn run_reverse(args: &MapArgs) -> anyhow::Result<()> {
             m.directory.display(),
             m.class
         );
-        let hf_w = m.entries.iter().map(|e| e.hf.len()).max().unwrap_or(0).max(18);
-        let tf_w = m.entries.iter().map(|e| e.tf.len()).max().unwrap_or(0).max(11);
+        let hf_w = m
+            .entries
+            .iter()
+            .map(|e| e.hf.len())
+            .max()
+            .unwrap_or(0)
+            .max(18);
+        let tf_w = m
+            .entries
+            .iter()
+            .map(|e| e.tf.len())
+            .max()
+            .unwrap_or(0)
+            .max(11);
         let _ = writeln!(
             out,
             "{:hf_w$}  {:tf_w$}  {:9}  shape (HF → TF)",

@@ -233,7 +233,9 @@ impl HfDir {
 
     /// Number of pieces [`f32_piece`](Self::f32_piece) splits tensor `name` into.
     fn pieces(&self, name: &str) -> u64 {
-        self.tensor(name).num_elements().div_ceil(PIECE_ELEMS as u64)
+        self.tensor(name)
+            .num_elements()
+            .div_ceil(PIECE_ELEMS as u64)
     }
 
     /// Elements `[k·PIECE_ELEMS, (k+1)·PIECE_ELEMS)` of tensor `name` as little-endian float32

@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, DType};
-use crate::options::ModelKind;
-use crate::Progress;
 use crate::mapping::{self, reverse, table, MappingError, Plan, SourceVar, Transform};
+use crate::options::ModelKind;
 use crate::write::bundle::BundleOutput;
 use crate::write::WriteError;
+use crate::Progress;
 use hf::HfDir;
 
 /// Which Adam slots to add.
@@ -116,7 +116,9 @@ pub enum ExportError {
         names: String,
     },
 
-    #[error("{file}: {count} tensor(s) of {class} are missing: {list}; the directory is incomplete")]
+    #[error(
+        "{file}: {count} tensor(s) of {class} are missing: {list}; the directory is incomplete"
+    )]
     MissingTensors {
         file: PathBuf,
         class: &'static str,
@@ -124,7 +126,9 @@ pub enum ExportError {
         list: String,
     },
 
-    #[error("{file}: tensor {tensor:?} has dtype {dtype}; only F32, F16 and BF16 weights are exported")]
+    #[error(
+        "{file}: tensor {tensor:?} has dtype {dtype}; only F32, F16 and BF16 weights are exported"
+    )]
     UnsupportedDtype {
         file: PathBuf,
         tensor: String,
@@ -132,7 +136,10 @@ pub enum ExportError {
     },
 
     #[error("{dir} read as a TF checkpoint (HF tensors renamed through the mapping table, kernels transposed back to [in, out]) does not plan: {error}")]
-    Mapping { dir: PathBuf, error: MappingError },
+    Mapping {
+        dir: PathBuf,
+        error: Box<MappingError>,
+    },
 
     #[error("{path}: {field} is {config} but the tensors say {tensors}; fix config.json (transformers would refuse to load this model)")]
     ConfigMismatch {
@@ -166,12 +173,15 @@ pub enum ExportError {
     OutputOverlapsInput { output: PathBuf, input: PathBuf },
 
     #[error("checkpoint {prefix}: {error}")]
-    CheckpointMapping { prefix: PathBuf, error: MappingError },
+    CheckpointMapping {
+        prefix: PathBuf,
+        error: Box<MappingError>,
+    },
 
     #[error("checkpoint {path}: {error}")]
     Checkpoint {
         path: PathBuf,
-        error: CheckpointError,
+        error: Box<CheckpointError>,
     },
 
     #[error("checkpoint {prefix} already has global_step = {value}; it is kept as stored, so drop --global-step")]
@@ -185,7 +195,13 @@ pub enum ExportError {
     },
 
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Write(Box<WriteError>),
+}
+
+impl From<WriteError> for ExportError {
+    fn from(e: WriteError) -> Self {
+        ExportError::Write(Box::new(e))
+    }
 }
 
 /// One written variable, in the order of the file.
@@ -524,7 +540,11 @@ fn check_config(model: &HfDir, plan: &Plan) -> Result<(), ExportError> {
             c.max_position_embeddings as u64,
             d.max_position_embeddings,
         ),
-        ("type_vocab_size", c.type_vocab_size as u64, d.type_vocab_size),
+        (
+            "type_vocab_size",
+            c.type_vocab_size as u64,
+            d.type_vocab_size,
+        ),
     ];
     for (field, config, tensors) in fields {
         if config != tensors {
@@ -567,7 +587,10 @@ fn plan_hf(
                 .and_then(|t| t.shape.first().copied())
         };
         for (what, leaf) in [
-            ("vocab_size (rows of the word embeddings)", "word_embeddings"),
+            (
+                "vocab_size (rows of the word embeddings)",
+                "word_embeddings",
+            ),
             (
                 "max_position_embeddings (rows of the position embeddings)",
                 "position_embeddings",
@@ -662,18 +685,24 @@ fn plan_hf(
             PathBuf::from(format!(
                 "{} + {}",
                 disc.dir.display(),
-                gen.as_ref().map(|g| g.dir.display().to_string()).unwrap_or_default()
+                gen.as_ref()
+                    .map(|g| g.dir.display().to_string())
+                    .unwrap_or_default()
             ))
         } else {
             disc.dir.clone()
         },
-        error,
+        error: Box::new(error),
     })?;
     check_config(&disc, &plans[0])?;
     if let (Some(gen), Some(plan)) = (&gen, plans.get(1)) {
         check_config(gen, plan)?;
     }
-    for (model, plan) in [Some(&disc), gen.as_ref()].into_iter().flatten().zip(&plans) {
+    for (model, plan) in [Some(&disc), gen.as_ref()]
+        .into_iter()
+        .flatten()
+        .zip(&plans)
+    {
         let h = plan.dims.hidden_size;
         let heads = model.config.num_attention_heads as u64;
         if heads != (h / 64).max(1) {
@@ -767,7 +796,7 @@ fn plan_hf(
 fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, ExportError> {
     let ckpt = Checkpoint::open(path).map_err(|error| ExportError::Checkpoint {
         path: path.to_path_buf(),
-        error,
+        error: Box::new(error),
     })?;
     let vars: Vec<SourceVar> = ckpt
         .tensors()
@@ -786,7 +815,7 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
     .unwrap_or(ModelKind::Both);
     let plans = mapping::plan_all(kind, &vars).map_err(|error| ExportError::CheckpointMapping {
         prefix: ckpt.prefix().to_path_buf(),
-        error,
+        error: Box::new(error),
     })?;
     let trainable: BTreeSet<String> = plans
         .iter()
@@ -817,7 +846,7 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
                 ckpt.read_i64_scalar("global_step")
                     .map_err(|error| ExportError::Checkpoint {
                         path: path.to_path_buf(),
-                        error,
+                        error: Box::new(error),
                     })?;
             if options.global_step.is_some() {
                 return Err(ExportError::GlobalStepExists {
@@ -846,15 +875,12 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
         for name in &trainable {
             let shape = out[name].shape.clone();
             for slot in slot_names(name) {
-                if !out.contains_key(&slot) {
-                    out.insert(
-                        slot,
-                        OutVar {
-                            dtype: DType::Float32,
-                            shape: shape.clone(),
-                            source: Source::Zeros,
-                        },
-                    );
+                if let std::collections::btree_map::Entry::Vacant(e) = out.entry(slot) {
+                    e.insert(OutVar {
+                        dtype: DType::Float32,
+                        shape: shape.clone(),
+                        source: Source::Zeros,
+                    });
                     slots += 1;
                 }
             }
@@ -932,7 +958,7 @@ pub fn reverse_map(dir: &Path, kind: ModelKind) -> Result<ReverseMap, ExportErro
     let vars = source_vars_of(&model, &rows);
     let plan = mapping::plan(kind, &vars).map_err(|error| ExportError::Mapping {
         dir: dir.to_path_buf(),
-        error,
+        error: Box::new(error),
     })?;
     check_config(&model, &plan)?;
     let mut entries: Vec<ReverseEntry> = rows
@@ -1024,7 +1050,7 @@ fn write_one(
     (raw, piece, buf): Buffers<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<String, ExportError> {
-    let werr = |output: &BundleOutput, e| ExportError::Write(output.error(e));
+    let werr = |output: &BundleOutput, e| ExportError::Write(Box::new(output.error(e)));
     match &var.source {
         Source::Step(step) => {
             output
@@ -1105,7 +1131,7 @@ fn write_one(
                         Ok(())
                     }
                     Err(e) => {
-                        let stop = ExportError::Write(WriteError::Bundle {
+                        let stop = ExportError::from(WriteError::Bundle {
                             prefix: PathBuf::from(name),
                             error: e.to_string(),
                         });
@@ -1128,7 +1154,7 @@ fn write_one(
                     .read_strings(name)
                     .map_err(|error| ExportError::Checkpoint {
                         path: ckpt.prefix().to_path_buf(),
-                        error,
+                        error: Box::new(error),
                     })?;
                 let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
                 output
@@ -1155,7 +1181,7 @@ fn write_one(
             if let Err(crate::checkpoint::ChunkError::Read(error)) = read {
                 return Err(ExportError::Checkpoint {
                     path: ckpt.prefix().to_path_buf(),
-                    error,
+                    error: Box::new(error),
                 });
             }
             t.finish().map_err(|e| werr(output, e))?;
@@ -1163,4 +1189,3 @@ fn write_one(
         }
     }
 }
-

@@ -78,7 +78,10 @@ impl BundleOutput {
 
     /// Turn a writer error into a [`WriteError`] about the file the user asked for.
     pub fn error(&self, error: BundleWriteError) -> WriteError {
-        let data = with_suffix(&self.staging.path().join(&self.name), ".data-00000-of-00001");
+        let data = with_suffix(
+            &self.staging.path().join(&self.name),
+            ".data-00000-of-00001",
+        );
         let e = match error {
             BundleWriteError::Io(e) => io_err(&data)(e),
             other => WriteError::Bundle {
