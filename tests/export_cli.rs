@@ -491,3 +491,89 @@ fn half_precision_inputs_become_float32_variables() {
         );
     }
 }
+
+/// A `tied`-like checkpoint with a vocabulary of `vocab` words (zeros, no Adam slots), large
+/// enough that exporting it with slots takes a while.
+fn write_large_checkpoint(dir: &Path, vocab: u64) {
+    use electra_convert::checkpoint::testing::{build_bundle, TensorSpec};
+    let tied = electra_convert::checkpoint::Checkpoint::open(&fixture("tied")).unwrap();
+    let v = tied
+        .get("electra/embeddings/word_embeddings")
+        .unwrap()
+        .shape[0];
+    let mut specs = Vec::new();
+    for info in tied.tensors() {
+        if info.name.ends_with("/adam_m") || info.name.ends_with("/adam_v") {
+            continue;
+        }
+        let shape: Vec<i64> = info
+            .shape
+            .iter()
+            .map(|&d| if d == v { vocab as i64 } else { d as i64 })
+            .collect();
+        let n: i64 = shape.iter().product();
+        let elem = info.dtype.element_size().unwrap() as i64;
+        specs.push(TensorSpec {
+            name: info.name.clone().into_bytes(),
+            dtype: info.dtype.to_proto(),
+            shape,
+            data: vec![0u8; (n * elem) as usize],
+            crc: None,
+        });
+    }
+    let (index, data) = build_bundle(&specs, false);
+    std::fs::write(dir.join("model.ckpt-1.index"), index).unwrap();
+    std::fs::write(dir.join("model.ckpt-1.data-00000-of-00001"), data).unwrap();
+}
+
+/// SIGTERM in the middle of an export removes the staging directory (and writes nothing).
+#[test]
+fn sigterm_during_export_leaves_nothing_behind() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    std::fs::create_dir(&ckpt).unwrap();
+    write_large_checkpoint(&ckpt, 600_000);
+    let parent = tmp.path().join("runs");
+    std::fs::create_dir(&parent).unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("electra-convert"))
+        .args(["export", "-q", "--checkpoint"])
+        .arg(ckpt.join("model.ckpt-1"))
+        .arg("-o")
+        .arg(parent.join("resume/model.ckpt-1"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut saw_staging = false;
+    while start.elapsed() < Duration::from_secs(60) {
+        if entries(&parent).iter().any(|n| n.contains(".tmp-")) {
+            saw_staging = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        saw_staging,
+        "the export finished before it could be interrupted"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let committed = parent.join("resume/model.ckpt-1.index").is_file();
+    if out.status.code() == Some(0) || committed {
+        eprintln!("export finished before SIGTERM arrived; checking the finished state");
+        assert_eq!(entries(&parent), ["resume"]);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(128 + 15));
+    assert!(entries(&parent).is_empty(), "{:?}", entries(&parent));
+}
