@@ -137,3 +137,58 @@ fn checkpoint_completion_adds_only_what_is_missing() {
     );
     assert!(!tmp.path().join("d").exists());
 }
+
+/// Hub discriminators such as google/electra-base-discriminator still carry an
+/// `electra.embeddings_project` although embedding_size = hidden_size (transformers ignores it).
+/// Export leaves it out, says so, and writes exactly what it writes without it.
+#[test]
+fn an_unused_embedding_projection_is_left_out() {
+    use safetensors::tensor::TensorView;
+    let tmp = tempfile::tempdir().unwrap();
+    let disc = tmp.path().join("disc");
+    std::fs::create_dir(&disc).unwrap();
+    let src = expected("released", "discriminator");
+    std::fs::copy(src.join("config.json"), disc.join("config.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (w, b) = (vec![0u8; 64 * 64 * 4], vec![0u8; 64 * 4]);
+    let mut views: Vec<(String, TensorView)> = st.tensors();
+    views.push((
+        "electra.embeddings_project.weight".into(),
+        TensorView::new(safetensors::Dtype::F32, vec![64, 64], &w).unwrap(),
+    ));
+    views.push((
+        "electra.embeddings_project.bias".into(),
+        TensorView::new(safetensors::Dtype::F32, vec![64], &b).unwrap(),
+    ));
+    let with_projection = safetensors::serialize(views, None).unwrap();
+    std::fs::write(disc.join("model.safetensors"), with_projection).unwrap();
+
+    let run = |d: PathBuf, out: &Path| {
+        let options = ExportOptions {
+            source: ExportSource::Hf {
+                discriminator: d,
+                generator: Some(expected("released", "generator")),
+            },
+            output: out.to_path_buf(),
+            global_step: Some(1_000_000),
+            adam_slots: None,
+            force: false,
+        };
+        export(&options, &mut NoProgress).unwrap()
+    };
+    let a = tmp.path().join("a/electra_tiny");
+    let outcome = run(disc, &a);
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("embeddings_project")),
+        "{:?}",
+        outcome.notes
+    );
+    assert_eq!(
+        files(&a),
+        files(&fixtures().join("electra/released/electra_tiny"))
+    );
+}

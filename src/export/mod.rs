@@ -437,18 +437,22 @@ fn model_rows(
         .into_iter()
         .next_back()
         .map_or(0, |m| m + 1);
-    let projection = model
-        .tensors
-        .contains_key(&reverse::hf_projection_weight(table));
+    let unused = unused_projection(model, table);
+    let projection = !unused
+        && model
+            .tensors
+            .contains_key(&reverse::hf_projection_weight(table));
     let rows = reverse::rows(table, emb, layers, projection);
     let inverse = reverse::inverse(&rows);
     let tied: BTreeSet<&str> = table.tied.iter().map(|t| t.hf).collect();
+    let project_prefix = format!("{}embeddings_project.", table.hf_prefix);
     let unknown: Vec<String> = model
         .tensors
         .keys()
         .filter(|k| {
             !inverse.contains_key(k.as_str())
                 && !tied.contains(k.as_str())
+                && !(unused && k.starts_with(&project_prefix))
                 && !hf::IGNORED_SUFFIXES.iter().any(|s| k.ends_with(s))
         })
         .map(|k| format!("`{k}`"))
@@ -492,6 +496,27 @@ fn model_rows(
         }
     }
     Ok(rows)
+}
+
+/// Does the directory carry an `embeddings_project` although embedding_size = hidden_size?
+/// Early transformers versions always allocated one, and some hub models (google/electra-base-
+/// and -large-discriminator) still ship it; transformers ignores it (unexpected keys), and so
+/// does export.
+fn unused_projection(model: &HfDir, table: &table::ModelTable) -> bool {
+    let p = table.hf_prefix;
+    let width = model
+        .tensors
+        .get(&format!("{p}embeddings.word_embeddings.weight"))
+        .and_then(|t| t.shape.get(1).copied());
+    let hidden = model
+        .tensors
+        .get(&format!("{p}encoder.layer.0.attention.self.query.weight"))
+        .and_then(|t| t.shape.first().copied());
+    model
+        .tensors
+        .contains_key(&reverse::hf_projection_weight(table))
+        && width.is_some()
+        && width == hidden
 }
 
 fn shorten(items: &[String]) -> String {
@@ -576,6 +601,17 @@ fn plan_hf(
     };
     let d_rows = model_rows(&disc, &table::DISCRIMINATOR, "electra")?;
     let mut notes = Vec::new();
+    for (m, t) in [
+        (Some(&disc), &table::DISCRIMINATOR),
+        (gen.as_ref(), &table::GENERATOR),
+    ] {
+        if let Some(m) = m.filter(|m| unused_projection(m, t)) {
+            notes.push(format!(
+                "{}: electra.embeddings_project.* is left out: embedding_size equals hidden_size, so transformers never uses it (a leftover of early transformers versions)",
+                m.weights_path().display()
+            ));
+        }
+    }
     let mut vars = source_vars_of(&disc, &d_rows);
     let mut layout = "discriminator only".to_owned();
     let mut g_rows = Vec::new();
