@@ -739,6 +739,13 @@ fn plan_hf(
         .flatten()
         .zip(&plans)
     {
+        if model.config.hidden_act != crate::verify::config::Activation::GeluErf {
+            notes.push(format!(
+                "{} uses {}; google-research/electra's graph uses exact (erf) GELU unless hidden_act is overridden, so set it in model_hparam_overrides when pretraining",
+                model.dir.display(),
+                model.config.hidden_act.name()
+            ));
+        }
         let h = plan.dims.hidden_size;
         let heads = model.config.num_attention_heads as u64;
         if heads != (h / 64).max(1) {
