@@ -192,3 +192,33 @@ fn an_unused_embedding_projection_is_left_out() {
         files(&fixtures().join("electra/released/electra_tiny"))
     );
 }
+
+/// A fine-tuned checkpoint (encoder + task head, slots present) is copied unchanged, with notes
+/// saying what it lacks for pretraining; a BERT checkpoint is refused before anything is written.
+#[test]
+fn checkpoint_mode_on_other_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let finetuned = fixtures().join("electra/finetuned/model.ckpt-2000");
+    let out = tmp.path().join("ft/model.ckpt-2000");
+    let outcome = export(&from_checkpoint(&finetuned, &out, None), &mut NoProgress).unwrap();
+    assert_eq!(outcome.adam_slots_added, 0);
+    assert_eq!(files(&out), files(&finetuned));
+    let notes = outcome.notes.join("\n");
+    assert!(notes.contains("task_specific/mnli/dense/kernel"), "{notes}");
+    assert!(
+        notes.contains("no complete discriminator + generator pair"),
+        "{notes}"
+    );
+
+    let bert = fixtures().join("electra/bert/bert_model.ckpt");
+    let err = export(
+        &from_checkpoint(&bert, &tmp.path().join("b/x"), None),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("not an ELECTRA checkpoint"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("b").exists());
+}
