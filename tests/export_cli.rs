@@ -577,3 +577,72 @@ fn sigterm_during_export_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(128 + 15));
     assert!(entries(&parent).is_empty(), "{:?}", entries(&parent));
 }
+
+/// config.json contradicting the weights, a tensor no table row names, a missing tensor: each
+/// refused with the file and the tensor named.
+#[test]
+fn inconsistent_directories_are_refused() {
+    use safetensors::tensor::TensorView;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out/model.ckpt-0");
+    let gen = expected("released", "generator");
+
+    let cfg = tmp.path().join("cfg");
+    copy_dir(&expected("released", "discriminator"), &cfg);
+    let text = std::fs::read_to_string(cfg.join("config.json"))
+        .unwrap()
+        .replace("\"vocab_size\": 72", "\"vocab_size\": 30522");
+    std::fs::write(cfg.join("config.json"), text).unwrap();
+    fails_owned(
+        &export_pair(&cfg, &gen, &out),
+        &["vocab_size is 30522 but the tensors say 72", "config.json"],
+    );
+
+    let src =
+        std::fs::read(expected("released", "discriminator").join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&src).unwrap();
+    let extra_bytes = vec![0u8; 64 * 4];
+    let mut extra: Vec<(String, TensorView)> = st.tensors();
+    extra.push((
+        "classifier.dense.bias".into(),
+        TensorView::new(safetensors::Dtype::F32, vec![64], &extra_bytes).unwrap(),
+    ));
+    let dir = tmp.path().join("extra");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        expected("released", "discriminator").join("config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::serialize(extra, None).unwrap(),
+    )
+    .unwrap();
+    fails_owned(
+        &export_pair(&dir, &gen, &out),
+        &[
+            "`classifier.dense.bias`",
+            "not part of ElectraForPreTraining",
+        ],
+    );
+
+    let missing: Vec<(String, TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "electra.encoder.layer.0.attention.self.key.bias")
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::serialize(missing, None).unwrap(),
+    )
+    .unwrap();
+    fails_owned(
+        &export_pair(&dir, &gen, &out),
+        &[
+            "1 tensor(s) of ElectraForPreTraining are missing",
+            "electra.encoder.layer.0.attention.self.key.bias",
+        ],
+    );
+    assert_eq!(entries(tmp.path()), ["cfg", "extra"]);
+}
