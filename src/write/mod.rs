@@ -291,7 +291,7 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// A file that asks the kernel to start writing its dirty pages to disk every
-/// [`WRITEBACK_EVERY`] bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
+/// `WRITEBACK_EVERY` (32 MiB) bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
 /// wait). The writeback work then happens on the writing thread while the converting thread
 /// carries on, instead of all at once inside the closing `fsync`. Durability still comes from
 /// that `fsync`; this only moves work earlier.
