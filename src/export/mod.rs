@@ -450,10 +450,11 @@ fn model_rows(
         .tensors
         .keys()
         .filter(|k| {
-            !inverse.contains_key(k.as_str())
-                && !tied.contains(k.as_str())
-                && !(unused && k.starts_with(&project_prefix))
-                && !hf::IGNORED_SUFFIXES.iter().any(|s| k.ends_with(s))
+            let known = inverse.contains_key(k.as_str())
+                || tied.contains(k.as_str())
+                || (unused && k.starts_with(&project_prefix))
+                || hf::IGNORED_SUFFIXES.iter().any(|s| k.ends_with(s));
+            !known
         })
         .map(|k| format!("`{k}`"))
         .collect();
