@@ -735,6 +735,16 @@ fn plan_hf(
     if let (Some(gen), Some(plan)) = (&gen, plans.get(1)) {
         check_config(gen, plan)?;
     }
+    if let (Some(gen), Some(plan)) = (&gen, plans.get(1)) {
+        let (hg, ig) = (plan.dims.hidden_size, plan.dims.intermediate_size);
+        if ig != 4 * hg {
+            notes.push(format!(
+                "the generator {} has intermediate_size {ig}, but run_pretraining.py's get_generator_config derives 4 x hidden_size = {}; adjust it there before resuming",
+                gen.dir.display(),
+                4 * hg
+            ));
+        }
+    }
     for (model, plan) in [Some(&disc), gen.as_ref()]
         .into_iter()
         .flatten()
