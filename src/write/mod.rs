@@ -4,8 +4,11 @@
 //! (`.NAME.tmp-<pid>-<n>`), registered with [`cleanup`] so an interrupt removes it, and renamed
 //! into place only when every file is written. An existing non-empty destination is refused
 //! unless `force`; then the old directory is renamed away, the new one renamed in, and the old
-//! one deleted. Any error before that leaves nothing behind.
+//! one deleted. Any error before that leaves nothing behind. [`bundle`] does the same for a TF
+//! checkpoint directory.
 
+pub mod bundle;
+pub mod card;
 pub mod cleanup;
 pub mod config;
 pub mod safetensors;
@@ -65,6 +68,9 @@ pub enum WriteError {
     #[error("config file {path}: {reason}")]
     ConfigInvalid { path: PathBuf, reason: String },
 
+    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
+    ConfigModelType { path: PathBuf, model_type: String },
+
     #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
     ConfigMismatch {
         path: PathBuf,
@@ -76,8 +82,27 @@ pub enum WriteError {
         model: &'static str,
     },
 
+    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
+    PrefixName { path: PathBuf },
+
+    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
+    Bundle { prefix: PathBuf, error: String },
+
     #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
     Vocab { path: PathBuf, reason: String },
+
+    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
+    VocabLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
+    License { license: String },
+
+    #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
+    TokenizerBuild { path: PathBuf, error: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
@@ -283,11 +308,11 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// A file that asks the kernel to start writing its dirty pages to disk every
-/// [`WRITEBACK_EVERY`] bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
+/// `WRITEBACK_EVERY` (32 MiB) bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
 /// wait). The writeback work then happens on the writing thread while the converting thread
 /// carries on, instead of all at once inside the closing `fsync`. Durability still comes from
 /// that `fsync`; this only moves work earlier.
-struct EarlyWriteback {
+pub struct EarlyWriteback {
     file: File,
     /// Bytes written so far, and where the last writeback request ended.
     written: u64,
@@ -295,7 +320,7 @@ struct EarlyWriteback {
 }
 
 impl EarlyWriteback {
-    fn new(file: File) -> Self {
+    pub fn new(file: File) -> Self {
         EarlyWriteback {
             file,
             written: 0,
@@ -341,7 +366,7 @@ impl Write for EarlyWriteback {
     }
 }
 
-/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt,
+/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt, tokenizer.json,
 /// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
 pub fn write_model_files(
     dir: &Path,
@@ -378,11 +403,11 @@ pub fn write_model_files(
         &config::to_json_text(files.config),
     )?;
     if let Some(tok) = files.tokenizer {
-        let vocab = dir.join("vocab.txt");
-        std::fs::copy(&tok.vocab, &vocab).map_err(|e| WriteError::Vocab {
-            path: tok.vocab.clone(),
-            reason: format!("copying to {}: {e}", vocab.display()),
-        })?;
+        write_text(&dir.join("vocab.txt"), &tok.vocab_text())?;
+        write_text(
+            &dir.join("tokenizer.json"),
+            &tokenizer::tokenizer_json(tok)?,
+        )?;
         let max_len = files.plan.dims.max_position_embeddings;
         write_text(
             &dir.join("tokenizer_config.json"),
