@@ -324,9 +324,15 @@ pub fn convert(
     progress.begin(total);
 
     // A checkpoint without a readable global_step simply has none on the card.
-    let global_step = ckpt
-        .get("global_step")
-        .and_then(|_| ckpt.read_i64_scalar("global_step").ok());
+    // TF1 `global_step`; TF2 Model Garden `global_step/...`, NVIDIA `step/...`.
+    let global_step = [
+        "global_step",
+        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
+    .into_iter()
+    .find(|name| ckpt.get(name).is_some())
+    .and_then(|name| ckpt.read_i64_scalar(name).ok());
     let card_context = CardContext {
         options,
         global_step,

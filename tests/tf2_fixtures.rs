@@ -111,6 +111,13 @@ fn config_json_comes_from_the_kernels_and_trainer_configs() {
         "{:?}",
         outcome.warnings
     );
+    // The model card names the layout and the trainer's step counter (NVIDIA's `step`).
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(
+        card.contains("| source layout | NVIDIA TF2 ELECTRA"),
+        "{card}"
+    );
+    assert!(card.contains("| global_step | 1 |"), "{card}");
     let cfg = read_json(&out.join("config.json"));
     let trainer = read_json(&fixture("nv_base").join("pretrain_config.json"));
     assert_eq!(cfg["hidden_act"], "gelu");
