@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod config;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod trace;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -309,6 +310,7 @@ impl EarlyWriteback {
         let (start, len) = (self.flushed, self.written - self.flushed);
         // SAFETY: plain syscall on a file descriptor this struct owns; no memory is passed.
         // A failure only means the work is left to fsync, which reports real I/O errors.
+        let timer = trace::start();
         unsafe {
             libc::sync_file_range(
                 self.file.as_raw_fd(),
@@ -317,6 +319,7 @@ impl EarlyWriteback {
                 libc::SYNC_FILE_RANGE_WRITE,
             );
         }
+        timer.stop("writer", "sync_file_range", len);
         self.flushed = self.written;
     }
 
@@ -328,7 +331,9 @@ impl EarlyWriteback {
 
 impl Write for EarlyWriteback {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let timer = trace::start();
         let n = self.file.write(buf)?;
+        timer.stop("writer", "write", n as u64);
         self.written += n as u64;
         if self.written - self.flushed >= WRITEBACK_EVERY {
             self.start_writeback();
@@ -370,8 +375,11 @@ pub fn write_model_files(
         .into_inner()
         .map_err(|e| io_err(&st_path)(e.into_error()))?
         .file;
+    let sync = trace::start();
     file.sync_all().map_err(io_err(&st_path))?;
+    sync.stop("main", "fsync", bytes);
     drop(file);
+    let small = trace::start();
 
     write_text(
         &dir.join("config.json"),
@@ -393,6 +401,8 @@ pub fn write_model_files(
             &config::to_json_text(&Tokenizer::special_tokens_map()),
         )?;
     }
+    small.stop("main", "small_files", 0);
+    trace::flush();
     Ok(Written {
         tensors: files.plan.entries.len(),
         bytes,

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::cli::OutputDtype;
 use crate::mapping::{Entry, Transform};
 
-use super::WriteError;
+use super::{trace, WriteError};
 
 /// safetensors dtype name.
 pub fn dtype_name(dtype: OutputDtype) -> &'static str {
@@ -324,11 +324,17 @@ impl Pipe {
             self.made += 1;
             return Ok(Vec::new());
         }
-        self.recycled.recv().map_err(|_| WriterGone)
+        let wait = trace::start();
+        let buf = self.recycled.recv().map_err(|_| WriterGone);
+        wait.stop("conv", "wait_buffer", 0);
+        buf
     }
 
     fn send(&self, buf: Vec<u8>, len: usize) -> Result<(), WriterGone> {
-        self.to_writer.send((buf, len)).map_err(|_| WriterGone)
+        let wait = trace::start();
+        let sent = self.to_writer.send((buf, len)).map_err(|_| WriterGone);
+        wait.stop("conv", "send", len as u64);
+        sent
     }
 }
 
@@ -405,12 +411,16 @@ fn produce(
                 }
             }
             Some(shape) => {
+                let read = trace::start();
                 let src = source.f32_le_into(&entry.tf, &mut input)?;
+                read.stop("conv", "read", src.len() as u64);
                 if src.len() as u64 != expected {
                     return Err(size_error(entry, src.len() as u64).into());
                 }
                 let mut buf = pipe.buffer()?;
+                let work = trace::start();
                 let len = convert_into(src, Some(shape), dtype, &mut buf).len();
+                work.stop("conv", "transpose", len as u64);
                 written += len as u64;
                 progress(len as u64);
                 pipe.send(buf, len)?;
@@ -448,8 +458,14 @@ pub fn write_safetensors<W: Write + Send>(
     let (give_back, recycled) = channel::<Vec<u8>>();
     let (produced, wrote) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> std::io::Result<()> {
-            for (buf, len) in filled {
+            loop {
+                let idle = trace::start();
+                let next = filled.recv();
+                idle.stop("writer", "idle", 0);
+                let Ok((buf, len)) = next else { break };
+                let write = trace::start();
                 out.write_all(&buf[..len])?;
+                write.stop("writer", "write_all", len as u64);
                 // The converting side may be finished and gone; nothing to recycle then.
                 let _ = give_back.send(buf);
             }
