@@ -3,7 +3,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::options::{ConvertOptions, ModelKind, OutputDtype};
+use crate::verify::Tolerance;
 
 const TOP_EXAMPLES: &str = "\
 Examples:
@@ -78,56 +82,40 @@ pub enum Command {
     Batch(BatchArgs),
 }
 
-/// Which HuggingFace model to export from a pretraining checkpoint.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// ElectraForPreTraining: the discriminator tower and its replaced-token head.
-    Discriminator,
-    /// ElectraForMaskedLM: the generator tower, shared embeddings and the MLM head.
-    Generator,
-    /// ElectraModel: the discriminator's transformer without a head.
-    Encoder,
-    /// Both heads: DIR/discriminator and DIR/generator.
-    Both,
-}
+// The model kinds and dtypes are the library's ([`crate::options`]); the command line only
+// spells them and says what each means.
+impl ValueEnum for ModelKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ModelKind::ALL
+    }
 
-impl ModelKind {
-    /// The spelling used on the command line and in manifests.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Discriminator => "discriminator",
-            ModelKind::Generator => "generator",
-            ModelKind::Encoder => "encoder",
-            ModelKind::Both => "both",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            ModelKind::Discriminator => {
+                "ElectraForPreTraining: the discriminator tower and its replaced-token head"
+            }
+            ModelKind::Generator => {
+                "ElectraForMaskedLM: the generator tower, shared embeddings and the MLM head"
+            }
+            ModelKind::Encoder => "ElectraModel: the discriminator's transformer without a head",
+            ModelKind::Both => "Both heads: DIR/discriminator and DIR/generator",
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
     }
 }
 
-/// Floating-point type of the written tensors.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputDtype {
-    /// 32-bit float, exactly the checkpoint's values (default).
-    #[default]
-    F32,
-    /// IEEE half precision, rounded to nearest even.
-    F16,
-    /// bfloat16, rounded to nearest even.
-    Bf16,
-}
+impl ValueEnum for OutputDtype {
+    fn value_variants<'a>() -> &'a [Self] {
+        &OutputDtype::ALL
+    }
 
-impl OutputDtype {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputDtype::F32 => "f32",
-            OutputDtype::F16 => "f16",
-            OutputDtype::Bf16 => "bf16",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            OutputDtype::F32 => "32-bit float, exactly the checkpoint's values (default)",
+            OutputDtype::F16 => "IEEE half precision, rounded to nearest even",
+            OutputDtype::Bf16 => "bfloat16, rounded to nearest even",
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
     }
 }
 
@@ -195,6 +183,33 @@ pub struct ConvertArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ConvertArgs {
+    /// The library options these arguments ask for (`quiet` and `json` stay with the command).
+    pub fn to_options(&self) -> ConvertOptions {
+        ConvertOptions {
+            checkpoint: self.checkpoint.clone(),
+            model: self.model,
+            output: self.output.clone(),
+            dtype: self.dtype,
+            config: self.config.clone(),
+            num_heads: self.num_heads,
+            vocab: self.vocab.clone(),
+            lower_case: match (self.cased, self.uncased) {
+                (true, _) => Some(false),
+                (_, true) => Some(true),
+                _ => None,
+            },
+            force: self.force,
+            verify: self.verify,
+            reference: self.reference.clone(),
+            tolerance: Tolerance {
+                atol: self.atol,
+                rtol: self.rtol,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,8 +1,8 @@
 //! `batch`: run a manifest of conversions for CI.
 //!
-//! The library half ([`crate::batch`]) parses the manifest, shards it, schedules the jobs and
-//! renders reports; this file wires it to the real converter ([`super::convert_one`]), the
-//! progress display, stdout/stderr and the exit-code policy.
+//! The library half ([`crate::batch`]) parses the manifest, shards it, schedules the jobs, runs
+//! each through the library converter and renders reports; this file adds the progress display,
+//! stdout/stderr and the exit-code policy.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::batch::{
-    self, describe_options, junit_xml, report_json, run_jobs, write_atomically, Converted, Job,
-    JobRecord, JobStatus, RunInfo, Shard, Tally,
+    self, describe_options, junit_xml, report_json, run_jobs, write_atomically, Job, JobRecord,
+    JobStatus, RunInfo, Shard, Tally,
 };
-use crate::cli::{BatchArgs, ConvertArgs};
+use crate::cli::BatchArgs;
 use crate::exit;
+
+use super::progress::BarProgress;
 
 pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
     let manifest = batch::load_manifest(&args.manifest)?;
@@ -25,7 +27,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
         None => manifest.jobs.clone(),
     };
     for job in &mut jobs {
-        job.args.force |= args.force;
+        job.options.force |= args.force;
     }
 
     // A report that cannot be written is only found out after every job ran: catch the
@@ -69,9 +71,9 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
         workers,
         args.fail_fast,
         |job| {
-            let bar = display.job_bar(job);
-            let result = convert_job(&job.args, &bar);
-            display.finish_job_bar(bar);
+            let mut bar = BarProgress(display.job_bar(job));
+            let result = batch::run_job(job, &mut bar);
+            display.finish_job_bar(bar.0);
             result
         },
         |record| display.job_done(record),
@@ -121,58 +123,6 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One job, exactly as `electra-convert convert` would run it, reduced to what batch reports.
-fn convert_job(args: &ConvertArgs, progress: &ProgressBar) -> anyhow::Result<Converted> {
-    let outcome = super::convert_one(args, progress)?;
-    let verify = if args.verify || args.reference.is_some() {
-        let mut failures = Vec::new();
-        let mut reports = Vec::new();
-        for m in &outcome.outputs {
-            for report in &m.verify {
-                for (name, c) in report.outputs.iter().filter(|(_, c)| !c.passed) {
-                    failures.push(format!(
-                        "{} ({}): {name} max_abs_diff {:.3e} > atol {:e} + rtol {:e}·|expected|",
-                        m.kind.as_str(),
-                        report.mode,
-                        c.max_abs_diff,
-                        report.tolerance.atol,
-                        report.tolerance.rtol
-                    ));
-                }
-                if !report.passed && report.outputs.values().all(|c| c.passed) {
-                    failures.push(format!(
-                        "{} ({}): {}",
-                        m.kind.as_str(),
-                        report.mode,
-                        report.notes.join("; ")
-                    ));
-                }
-                reports.push(serde_json::to_value(report)?);
-            }
-        }
-        Some(batch::VerifySummary {
-            passed: outcome
-                .outputs
-                .iter()
-                .flat_map(|m| &m.verify)
-                .all(|r| r.passed),
-            failures,
-            reports,
-        })
-    } else {
-        None
-    };
-    Ok(Converted {
-        directories: outcome
-            .outputs
-            .iter()
-            .map(|m| m.directory.clone())
-            .collect(),
-        warnings: outcome.warnings,
-        verify,
-    })
-}
-
 fn names_with(records: &[JobRecord], status: JobStatus) -> String {
     records
         .iter()
@@ -194,7 +144,7 @@ fn print_plan(manifest: &Path, total: usize, shard: Option<Shard>, jobs: &[Job])
         None => println!("{}: {total} job(s)", manifest.display()),
     }
     for job in jobs {
-        let a = &job.args;
+        let a = &job.options;
         match shard {
             Some(shard) => println!("{} (shard {shard})", job.label()),
             None => println!("{}", job.label()),

@@ -12,7 +12,7 @@ use crate::mapping::{self, Plan, SkipCategory};
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
-    let vars = super::convert::source_vars(&ckpt);
+    let vars = crate::convert::source_vars(&ckpt);
     let plans = mapping::plan_all(args.model, &vars)
         .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
     if args.json {

@@ -4,14 +4,13 @@ mod batch;
 mod convert;
 mod inspect;
 mod map;
+mod progress;
 mod verify;
 
 use clap::Parser;
 
 use crate::cli::{with_default_subcommand, Cli, Command};
 use crate::exit;
-
-pub use convert::{convert_one, ConvertOutcome, ConvertedModel};
 
 /// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
 pub fn main_with_exit_code() -> i32 {

@@ -19,13 +19,12 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// Validate tolerances from the command line.
-pub(crate) fn tolerance(atol: f64, rtol: f64) -> anyhow::Result<Tolerance> {
-    for (name, v) in [("--atol", atol), ("--rtol", rtol)] {
-        if !v.is_finite() || v < 0.0 {
-            anyhow::bail!("{name} must be a finite number >= 0, got {v}");
-        }
+fn tolerance(atol: f64, rtol: f64) -> anyhow::Result<Tolerance> {
+    let tol = Tolerance { atol, rtol };
+    if let Some((name, v)) = tol.invalid() {
+        anyhow::bail!("{name} must be a finite number >= 0, got {v}");
     }
-    Ok(Tolerance { atol, rtol })
+    Ok(tol)
 }
 
 fn print_report(report: &ParityReport, json: bool) -> anyhow::Result<()> {

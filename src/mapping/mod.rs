@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::ModelKind;
+use crate::options::ModelKind;
 pub use table::{Dim, ModelTable, Row, Section, Tied, Transform, When};
 
 /// A checkpoint variable as the mapping sees it: name, TF shape and TF dtype spelling.

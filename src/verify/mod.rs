@@ -36,10 +36,19 @@ pub use self::reference::{read_reference, read_reference_bytes};
 pub use self::tf::TfVariables;
 
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Tolerance {
     pub atol: f64,
     pub rtol: f64,
+}
+
+impl Tolerance {
+    /// The first of `atol` / `rtol` that is not a finite number >= 0, as (flag, value).
+    pub fn invalid(&self) -> Option<(&'static str, f64)> {
+        [("--atol", self.atol), ("--rtol", self.rtol)]
+            .into_iter()
+            .find(|(_, v)| !v.is_finite() || *v < 0.0)
+    }
 }
 
 impl Default for Tolerance {

@@ -1,6 +1,6 @@
 //! The ELECTRA forward pass in candle, independent of where the weights come from.
 //!
-//! The network is described by *logical* parameters ([`Param`]); a [`WeightProvider`] turns each
+//! The network is described by *logical* parameters (`Param`); a `WeightProvider` turns each
 //! into a tensor in the layout the math wants (dense kernels as `[in, out]`, so a layer is
 //! `x · K + b`). Two providers exist: the HuggingFace one (`hf.rs`, safetensors names, torch
 //! `[out, in]` weights) and the TensorFlow one (`tf.rs`, checkpoint names, `[in, out]` kernels).

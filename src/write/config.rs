@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::OutputDtype;
 use crate::mapping::{Dim, Plan};
+use crate::options::OutputDtype;
 
 use super::WriteError;
 

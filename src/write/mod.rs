@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::cli::OutputDtype;
 use crate::mapping::Plan;
+use crate::options::OutputDtype;
 pub use safetensors::TensorSource;
 pub use tokenizer::Tokenizer;
 

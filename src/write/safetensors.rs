@@ -16,8 +16,8 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use half::{bf16, f16};
 use serde_json::{json, Map, Value};
 
-use crate::cli::OutputDtype;
 use crate::mapping::{Entry, Transform};
+use crate::options::OutputDtype;
 
 use super::{trace, WriteError};
 

@@ -1,0 +1,125 @@
+//! The library's vocabulary for a conversion: which model, which float type, and every option of
+//! one run ([`ConvertOptions`]). The command line and batch manifests both translate into these.
+
+use std::path::PathBuf;
+
+use crate::verify::Tolerance;
+
+/// Which HuggingFace model to export from a pretraining checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// ElectraForPreTraining: the discriminator tower and its replaced-token head.
+    Discriminator,
+    /// ElectraForMaskedLM: the generator tower, shared embeddings and the MLM head.
+    Generator,
+    /// ElectraModel: the discriminator's transformer without a head.
+    Encoder,
+    /// Both heads: DIR/discriminator and DIR/generator.
+    Both,
+}
+
+impl ModelKind {
+    /// Every kind, in the order the command line lists them.
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Discriminator,
+        ModelKind::Generator,
+        ModelKind::Encoder,
+        ModelKind::Both,
+    ];
+
+    /// The spelling used on the command line and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Discriminator => "discriminator",
+            ModelKind::Generator => "generator",
+            ModelKind::Encoder => "encoder",
+            ModelKind::Both => "both",
+        }
+    }
+}
+
+/// Floating-point type of the written tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputDtype {
+    /// 32-bit float, exactly the checkpoint's values (default).
+    #[default]
+    F32,
+    /// IEEE half precision, rounded to nearest even.
+    F16,
+    /// bfloat16, rounded to nearest even.
+    Bf16,
+}
+
+impl OutputDtype {
+    /// Every dtype, in the order the command line lists them.
+    pub const ALL: [OutputDtype; 3] = [OutputDtype::F32, OutputDtype::F16, OutputDtype::Bf16];
+
+    /// The spelling used on the command line and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputDtype::F32 => "f32",
+            OutputDtype::F16 => "f16",
+            OutputDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Everything one conversion needs to know: what [`crate::convert()`] does with a checkpoint.
+///
+/// Paths are used as given (relative ones against the current directory). [`ConvertOptions::new`]
+/// fills in the defaults the command line has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertOptions {
+    /// A checkpoint prefix (`model.ckpt-1000`), its `.index` or `.data-*` file, or its directory.
+    pub checkpoint: PathBuf,
+    /// Which model to export.
+    pub model: ModelKind,
+    /// Output directory; with [`ModelKind::Both`] it gets `discriminator/` and `generator/`.
+    pub output: PathBuf,
+    /// Floating-point type of the written weights.
+    pub dtype: OutputDtype,
+    /// A config.json to use instead of inferring one (validated against the tensor shapes).
+    pub config: Option<PathBuf>,
+    /// Attention heads (default: max(1, hidden_size / 64), as ELECTRA derives it).
+    pub num_heads: Option<u32>,
+    /// vocab.txt to ship (default: one found beside the checkpoint or in its parent).
+    pub vocab: Option<PathBuf>,
+    /// `Some(true)`: the vocabulary is uncased (`do_lower_case = true`); `Some(false)`: cased;
+    /// `None`: inferred from the vocabulary.
+    pub lower_case: Option<bool>,
+    /// Replace a non-empty output directory.
+    pub force: bool,
+    /// After writing, check the converted model against the checkpoint's own weights.
+    pub verify: bool,
+    /// After writing, check the converted model against this reference file.
+    pub reference: Option<PathBuf>,
+    /// Tolerance of the `verify` / `reference` checks.
+    pub tolerance: Tolerance,
+}
+
+impl ConvertOptions {
+    /// Convert `checkpoint`'s `model` into `output` with every other option at its default
+    /// (f32, inferred config and heads, vocab.txt found beside the checkpoint, no checks).
+    pub fn new(
+        checkpoint: impl Into<PathBuf>,
+        model: ModelKind,
+        output: impl Into<PathBuf>,
+    ) -> ConvertOptions {
+        ConvertOptions {
+            checkpoint: checkpoint.into(),
+            model,
+            output: output.into(),
+            dtype: OutputDtype::F32,
+            config: None,
+            num_heads: None,
+            vocab: None,
+            lower_case: None,
+            force: false,
+            verify: false,
+            reference: None,
+            tolerance: Tolerance::default(),
+        }
+    }
+}
