@@ -13,9 +13,9 @@ pub mod tokenizer;
 pub mod trace;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -283,34 +283,37 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 /// Start writeback after this many bytes, so the final fsync has little left to wait for.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
-/// A file that asks the kernel to start writing its dirty pages to disk every
+/// model.safetensors while it is written: positioned writes from the converting threads, and
+/// a request to the kernel to start writing the settled part of the file to disk every
 /// [`WRITEBACK_EVERY`] bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
-/// wait). The writeback work then happens on the writing thread while the converting thread
-/// carries on, instead of all at once inside the closing `fsync`. Durability still comes from
-/// that `fsync`; this only moves work earlier.
-struct EarlyWriteback {
+/// wait). The disk then works while the tensors are still being converted, instead of all at
+/// once inside the closing `fsync`. Durability still comes from that `fsync`; this only moves
+/// work earlier.
+struct ModelFile {
     file: File,
-    /// Bytes written so far, and where the last writeback request ended.
-    written: u64,
-    flushed: u64,
+    /// Where the last writeback request ended.
+    flushed: Mutex<u64>,
+    /// Serialises seek + write where there are no positioned writes.
+    #[cfg(not(unix))]
+    seek: Mutex<()>,
 }
 
-impl EarlyWriteback {
+impl ModelFile {
     fn new(file: File) -> Self {
-        EarlyWriteback {
+        ModelFile {
             file,
-            written: 0,
-            flushed: 0,
+            flushed: Mutex::new(0),
+            #[cfg(not(unix))]
+            seek: Mutex::new(()),
         }
     }
 
     #[cfg(target_os = "linux")]
-    fn start_writeback(&mut self) {
+    fn start_writeback(&self, start: u64, len: u64) {
         use std::os::fd::AsRawFd;
-        let (start, len) = (self.flushed, self.written - self.flushed);
+        let timer = trace::start();
         // SAFETY: plain syscall on a file descriptor this struct owns; no memory is passed.
         // A failure only means the work is left to fsync, which reports real I/O errors.
-        let timer = trace::start();
         unsafe {
             libc::sync_file_range(
                 self.file.as_raw_fd(),
@@ -319,30 +322,39 @@ impl EarlyWriteback {
                 libc::SYNC_FILE_RANGE_WRITE,
             );
         }
-        timer.stop("writer", "sync_file_range", len);
-        self.flushed = self.written;
+        timer.stop("worker", "sync_file_range", len);
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn start_writeback(&mut self) {
-        self.flushed = self.written;
-    }
+    fn start_writeback(&self, _start: u64, _len: u64) {}
 }
 
-impl Write for EarlyWriteback {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let timer = trace::start();
-        let n = self.file.write(buf)?;
-        timer.stop("writer", "write", n as u64);
-        self.written += n as u64;
-        if self.written - self.flushed >= WRITEBACK_EVERY {
-            self.start_writeback();
-        }
-        Ok(n)
+impl safetensors::PositionedOutput for ModelFile {
+    #[cfg(unix)]
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset)
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+    #[cfg(not(unix))]
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let _one_at_a_time = self.seek.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+
+    fn settled(&self, end: u64) {
+        let range = {
+            let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+            if end < *flushed + WRITEBACK_EVERY {
+                return;
+            }
+            let range = (*flushed, end - *flushed);
+            *flushed = end;
+            range
+        };
+        self.start_writeback(range.0, range.1);
     }
 }
 
@@ -351,30 +363,22 @@ impl Write for EarlyWriteback {
 pub fn write_model_files(
     dir: &Path,
     files: &ModelFiles<'_>,
-    source: &dyn TensorSource,
+    source: &(dyn TensorSource + Sync),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Written, WriteError> {
     let st_path = dir.join("model.safetensors");
     let file = File::create(&st_path).map_err(io_err(&st_path))?;
-    let mut out = BufWriter::with_capacity(1 << 20, EarlyWriteback::new(file));
-    let bytes = safetensors::write_safetensors(
-        &mut out,
-        &files.plan.entries,
-        source,
-        files.dtype,
-        progress,
-    )
-    .map_err(|e| match e {
-        WriteError::Io { error, .. } => WriteError::Io {
-            path: st_path.clone(),
-            error,
-        },
-        other => other,
-    })?;
-    let file = out
-        .into_inner()
-        .map_err(|e| io_err(&st_path)(e.into_error()))?
-        .file;
+    let out = ModelFile::new(file);
+    let bytes =
+        safetensors::write_safetensors(&out, &files.plan.entries, source, files.dtype, progress)
+            .map_err(|e| match e {
+                WriteError::Io { error, .. } => WriteError::Io {
+                    path: st_path.clone(),
+                    error,
+                },
+                other => other,
+            })?;
+    let file = out.file;
     let sync = trace::start();
     file.sync_all().map_err(io_err(&st_path))?;
     sync.stop("main", "fsync", bytes);
