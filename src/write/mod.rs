@@ -206,9 +206,12 @@ impl Staging {
         }
     }
 
-    /// Move the finished directory into place.
+    /// Move the finished directory into place, durably: the staging directory's entries are
+    /// synced before the rename and the parent directory after it, so once this returns the
+    /// output survives a crash (the files were synced as they were written).
     pub fn commit(mut self) -> Result<(), WriteError> {
         check_destination(&self.final_dir, self.force)?;
+        sync_dir(&self.temp)?;
         let fin = self.final_dir.clone();
         let mut old = None;
         if fin.exists() {
@@ -230,6 +233,8 @@ impl Staging {
             }
             return Err(io_err(&fin)(e));
         }
+        let parent = fin.parent().filter(|p| !p.as_os_str().is_empty());
+        sync_dir(parent.unwrap_or(Path::new(".")))?;
         self.done = true;
         cleanup::unregister(&self.temp);
         if let Some(p) = &self.created_parent {
@@ -238,6 +243,7 @@ impl Staging {
         if let Some(away) = old {
             std::fs::remove_dir_all(&away).map_err(io_err(&away))?;
         }
+        trace::flush();
         Ok(())
     }
 }
@@ -276,8 +282,48 @@ pub fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
     safetensors::file_size(&plan.entries, dtype)
 }
 
+/// `fsync` an open file (every file of a model directory goes through here); `step` names it
+/// in the write trace.
+fn sync_file(file: &File, path: &Path, step: &'static str) -> Result<(), WriteError> {
+    let timer = trace::start();
+    file.sync_all().map_err(io_err(path))?;
+    timer.stop("sync", step, 0);
+    Ok(())
+}
+
+/// `fsync` a directory, so the entries created or renamed in it are on disk. A directory that
+/// cannot be opened for reading (mode `-wx`) or whose file system cannot sync directories is
+/// left as it is: nothing better can be done there, and the conversion should not fail for it.
+/// Directories cannot be opened (nor synced) as files on Windows; there this does nothing.
+fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+    #[cfg(unix)]
+    {
+        let timer = trace::start();
+        let Ok(handle) = File::open(dir) else {
+            return Ok(());
+        };
+        match handle.sync_all() {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) => {}
+            Err(e) => return Err(io_err(dir)(e)),
+        }
+        timer.stop("sync", "fsync_dir", 0);
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Write `text` to a new file at `path` and sync it.
 fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
-    std::fs::write(path, text).map_err(io_err(path))
+    use std::io::Write;
+    let mut file = File::create(path).map_err(io_err(path))?;
+    file.write_all(text.as_bytes()).map_err(io_err(path))?;
+    sync_file(&file, path, "fsync")
 }
 
 /// Start writeback after this many bytes, so the final fsync has little left to wait for.
@@ -359,7 +405,9 @@ impl safetensors::PositionedOutput for ModelFile {
 }
 
 /// Write model.safetensors, config.json and (with a tokenizer) vocab.txt,
-/// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
+/// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist), each file
+/// synced to disk, and then `dir` itself. The small files are written and synced on a thread
+/// of their own while the tensors are converted, so their syncs cost no time.
 pub fn write_model_files(
     dir: &Path,
     files: &ModelFiles<'_>,
@@ -368,33 +416,66 @@ pub fn write_model_files(
 ) -> Result<Written, WriteError> {
     let st_path = dir.join("model.safetensors");
     let file = File::create(&st_path).map_err(io_err(&st_path))?;
+    let (model, small) = std::thread::scope(|scope| {
+        let small = scope.spawn(|| write_small_files(dir, files));
+        let model = write_model_file(file, &st_path, files, source, progress);
+        let small = small
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (model, small)
+    });
+    // The tensors' error first: it is what the files were for.
+    let bytes = model?;
+    small?;
+    // Every entry of `dir` exists now.
+    sync_dir(dir)?;
+    trace::flush();
+    Ok(Written {
+        tensors: files.plan.entries.len(),
+        bytes,
+    })
+}
+
+/// model.safetensors, written into `file` (at `path`) and synced. Returns its size.
+fn write_model_file(
+    file: File,
+    path: &Path,
+    files: &ModelFiles<'_>,
+    source: &(dyn TensorSource + Sync),
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, WriteError> {
     let out = ModelFile::new(file);
     let bytes =
         safetensors::write_safetensors(&out, &files.plan.entries, source, files.dtype, progress)
             .map_err(|e| match e {
                 WriteError::Io { error, .. } => WriteError::Io {
-                    path: st_path.clone(),
+                    path: path.to_path_buf(),
                     error,
                 },
                 other => other,
             })?;
-    let file = out.file;
-    let sync = trace::start();
-    file.sync_all().map_err(io_err(&st_path))?;
-    sync.stop("main", "fsync", bytes);
-    drop(file);
-    let small = trace::start();
+    sync_file(&out.file, path, "fsync_model")?;
+    Ok(bytes)
+}
 
+/// config.json and the tokenizer files, each synced.
+fn write_small_files(dir: &Path, files: &ModelFiles<'_>) -> Result<(), WriteError> {
     write_text(
         &dir.join("config.json"),
         &config::to_json_text(files.config),
     )?;
     if let Some(tok) = files.tokenizer {
         let vocab = dir.join("vocab.txt");
-        std::fs::copy(&tok.vocab, &vocab).map_err(|e| WriteError::Vocab {
+        let copy_error = |e: std::io::Error| WriteError::Vocab {
             path: tok.vocab.clone(),
             reason: format!("copying to {}: {e}", vocab.display()),
-        })?;
+        };
+        std::fs::copy(&tok.vocab, &vocab).map_err(copy_error)?;
+        let copied = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&vocab)
+            .map_err(io_err(&vocab))?;
+        sync_file(&copied, &vocab, "fsync")?;
         let max_len = files.plan.dims.max_position_embeddings;
         write_text(
             &dir.join("tokenizer_config.json"),
@@ -405,10 +486,5 @@ pub fn write_model_files(
             &config::to_json_text(&Tokenizer::special_tokens_map()),
         )?;
     }
-    small.stop("main", "small_files", 0);
-    trace::flush();
-    Ok(Written {
-        tensors: files.plan.entries.len(),
-        bytes,
-    })
+    Ok(())
 }
