@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::export::{AdamSlots, ExportOptions, ExportSource};
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::Tolerance;
 
@@ -15,6 +16,7 @@ Examples:
   electra-convert inspect fixtures/electra/tied/model.ckpt-1000
   electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000
   electra-convert verify out/tied-disc --checkpoint fixtures/electra/tied/model.ckpt-1000
+  electra-convert export --checkpoint fixtures/electra/released/electra_tiny -o out/resume/electra_tiny
   electra-convert batch sweep.toml --jobs 2 --report report.json
 
 Running without a subcommand means `convert`.
@@ -40,6 +42,12 @@ const MAP_EXAMPLES: &str = "\
 Examples:
   electra-convert map --model discriminator fixtures/electra/tied/model.ckpt-1000
   electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000 --json";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  electra-convert export --discriminator fixtures/electra/tied/expected/discriminator --generator fixtures/electra/tied/expected/generator -o out/pretrain/model.ckpt-1000 --global-step 1000 --adam-slots zeros
+  electra-convert export --checkpoint fixtures/electra/released/electra_tiny -o out/resume/electra_tiny
+  electra-convert export --discriminator fixtures/electra/released/expected/discriminator -o out/disc/model.ckpt-0 --json";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -74,6 +82,10 @@ pub enum Command {
     /// Show how each checkpoint variable maps to a HuggingFace tensor, and why others are skipped.
     #[command(after_help = MAP_EXAMPLES)]
     Map(MapArgs),
+    /// Write a TF checkpoint in the google-research/electra pretraining layout from HuggingFace
+    /// directories, or complete a released checkpoint with Adam slots and global_step.
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportArgs),
     /// Check a converted model's outputs against reference outputs or the original checkpoint.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
@@ -226,9 +238,87 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+impl ValueEnum for AdamSlots {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AdamSlots::None, AdamSlots::Zeros]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            AdamSlots::None => PossibleValue::new("none").help("no optimizer slots"),
+            AdamSlots::Zeros => PossibleValue::new("zeros")
+                .help("adam_m and adam_v of zeros for every trainable variable"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["discriminator", "checkpoint"])))]
+pub struct ExportArgs {
+    /// HuggingFace ElectraForPreTraining directory (config.json + model.safetensors).
+    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint")]
+    pub discriminator: Option<PathBuf>,
+
+    /// HuggingFace ElectraForMaskedLM directory of the same model (pretraining needs it).
+    #[arg(long, value_name = "DIR", requires = "discriminator")]
+    pub generator: Option<PathBuf>,
+
+    /// A TF1 ELECTRA checkpoint (e.g. a released one) to rewrite with the Adam slots and
+    /// global_step it lacks; every existing variable is kept byte for byte.
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Output prefix OUT/PREFIX: the directory OUT is created and gets PREFIX.index,
+    /// PREFIX.data-00000-of-00001 and a `checkpoint` state file.
+    #[arg(short, long, value_name = "OUT/PREFIX")]
+    pub output: PathBuf,
+
+    /// global_step to write (default 0; with --checkpoint only when it has none).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub global_step: Option<i64>,
+
+    /// Adam slots to add (default: none from HuggingFace directories, zeros with --checkpoint).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub adam_slots: Option<AdamSlots>,
+
+    /// Replace a non-empty output directory OUT.
+    #[arg(long)]
+    pub force: bool,
+
+    /// No progress bar and no notes on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ExportArgs {
+    /// The library options these arguments describe.
+    pub fn to_options(&self) -> ExportOptions {
+        let source = match (&self.discriminator, &self.checkpoint) {
+            (Some(d), _) => ExportSource::Hf {
+                discriminator: d.clone(),
+                generator: self.generator.clone(),
+            },
+            // clap's group makes one of the two present.
+            (None, c) => ExportSource::Checkpoint(c.clone().unwrap_or_default()),
+        };
+        ExportOptions {
+            source,
+            output: self.output.clone(),
+            global_step: self.global_step,
+            adam_slots: self.adam_slots,
+            force: self.force,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct MapArgs {
-    /// Checkpoint: a prefix, its .index or .data-* file, or a directory.
+    /// Checkpoint: a prefix, its .index or .data-* file, or a directory. A HuggingFace model
+    /// directory shows the reverse direction (what `export` writes for each of its tensors).
     pub checkpoint: PathBuf,
 
     /// Which model's table to apply.
@@ -325,6 +415,7 @@ const FIRST_WORDS: &[&str] = &[
     "inspect",
     "map",
     "verify",
+    "export",
     "batch",
     "help",
     "-h",
@@ -369,6 +460,7 @@ mod tests {
             INSPECT_EXAMPLES,
             MAP_EXAMPLES,
             VERIFY_EXAMPLES,
+            EXPORT_EXAMPLES,
             BATCH_EXAMPLES,
         ];
         let mut seen = 0;

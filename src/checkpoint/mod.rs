@@ -20,6 +20,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod varint;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -31,9 +32,10 @@ pub use crc::{mask as crc_mask, unmask as crc_unmask};
 pub use dtype::DType;
 pub use error::CheckpointError;
 pub use proto::{BundleEntry, BundleHeader, Endianness};
-pub use resolve::{parse_state_file, resolve, with_suffix};
+pub use resolve::{parse_state_file, resolve, state_file_text, with_suffix, STATE_FILE};
 pub use stream::ChunkError;
 pub use table::TableError;
+pub use writer::{BundleWriteError, BundleWriter, TensorWriter};
 
 /// Maximum rank TF accepts (`TensorShape::MaxDimensions`).
 pub const MAX_DIMS: usize = 254;

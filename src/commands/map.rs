@@ -8,8 +8,12 @@ use serde_json::json;
 use crate::checkpoint::Checkpoint;
 use crate::cli::MapArgs;
 use crate::mapping::{self, Plan, SkipCategory};
+use crate::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
+    if args.checkpoint.join("config.json").is_file() {
+        return run_reverse(args);
+    }
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
     let vars = crate::convert::source_vars(&ckpt);
@@ -133,4 +137,73 @@ pub fn render_text(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// `map` of a HuggingFace directory: what `export` writes for each of its tensors.
+fn run_reverse(args: &MapArgs) -> anyhow::Result<()> {
+    let kinds: Vec<ModelKind> = match args.model {
+        ModelKind::Discriminator | ModelKind::Generator => vec![args.model],
+        other => anyhow::bail!(
+            "{} is a HuggingFace model directory; map shows how export writes it, which needs --model discriminator or --model generator (not {})",
+            args.checkpoint.display(),
+            other.as_str()
+        ),
+    };
+    let maps = kinds
+        .iter()
+        .map(|&k| crate::export::reverse_map(&args.checkpoint, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.json {
+        let out = json!({"directory": args.checkpoint, "model": args.model, "direction": "export", "models": maps});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for m in &maps {
+        let _ = writeln!(
+            out,
+            "{} ({}) → TF checkpoint (export; the tables of `map` read backwards)\n",
+            m.directory.display(),
+            m.class
+        );
+        let hf_w = m
+            .entries
+            .iter()
+            .map(|e| e.hf.len())
+            .max()
+            .unwrap_or(0)
+            .max(18);
+        let tf_w = m
+            .entries
+            .iter()
+            .map(|e| e.tf.len())
+            .max()
+            .unwrap_or(0)
+            .max(11);
+        let _ = writeln!(
+            out,
+            "{:hf_w$}  {:tf_w$}  {:9}  shape (HF → TF)",
+            "HuggingFace tensor", "TF variable", "transform"
+        );
+        for e in &m.entries {
+            let _ = writeln!(
+                out,
+                "{:hf_w$}  {:tf_w$}  {:9}  {} → {}",
+                e.hf,
+                e.tf,
+                e.transform.as_str(),
+                shape(&e.hf_shape),
+                shape(&e.tf_shape)
+            );
+        }
+        if !m.not_written.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nnot written (tied or buffers): {}",
+                m.not_written.join(", ")
+            );
+        }
+    }
+    print!("{out}");
+    Ok(())
 }

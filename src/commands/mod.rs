@@ -2,6 +2,7 @@
 
 mod batch;
 mod convert;
+mod export;
 mod inspect;
 mod map;
 mod progress;
@@ -42,6 +43,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Map(args) => map::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Batch(args) => batch::run(&args),
     }

@@ -5,8 +5,10 @@
 //! model with its source variable, transform and shapes, plus every checkpoint variable that is
 //! not exported and why. Planning fails with a [`MappingError`] when the checkpoint is not an
 //! ELECTRA checkpoint, lacks the asked-for model, misses a tensor, has a gap in its layers, or
-//! has a tensor whose shape disagrees with the rest.
+//! has a tensor whose shape disagrees with the rest. [`reverse`] reads the same tables backwards
+//! for `export`.
 
+pub mod reverse;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -406,7 +408,7 @@ fn check_model_present(kind: ModelKind, vars: &[SourceVar]) -> Result<(), Mappin
     })
 }
 
-fn fill(template: &str, tower: &str, emb: &str, hf: &str, n: Option<usize>) -> String {
+pub(crate) fn fill(template: &str, tower: &str, emb: &str, hf: &str, n: Option<usize>) -> String {
     let mut s = template
         .replace("{tower}", tower)
         .replace("{emb}", emb)

@@ -596,7 +596,7 @@ fn write_tensor(
 /// Write a complete safetensors file to `out`, calling `progress` with the sizes of the
 /// pieces written. Returns the file size.
 ///
-/// [`WORKERS`] threads (the calling one among them) each take the next tensor, read and check
+/// `WORKERS` (two) threads (the calling one among them) each take the next tensor, read and check
 /// it, transpose and convert it and write it at its offset (known from the header), so reading,
 /// converting and the kernel's copy into the page cache of different tensors overlap without
 /// any thread waiting for another. Memory stays at a few buffers per thread: the largest
