@@ -222,33 +222,35 @@ impl Staging {
         check_destination(&self.final_dir, self.force)?;
         sync_dir(&self.temp)?;
         let fin = self.final_dir.clone();
-        let mut old = None;
-        if fin.exists() {
-            let is_empty = std::fs::read_dir(&fin)
-                .map_err(io_err(&fin))?
-                .next()
-                .is_none();
-            if is_empty {
-                std::fs::remove_dir(&fin).map_err(io_err(&fin))?;
-            } else {
-                let away = sibling(&fin, "old");
-                std::fs::rename(&fin, &away).map_err(io_err(&fin))?;
-                old = Some(away);
+        let temp = self.temp.clone();
+        let mut registered = vec![temp.as_path()];
+        registered.extend(self.created_parent.as_deref());
+        let old = cleanup::commit(&registered, || -> Result<_, WriteError> {
+            let mut old = None;
+            if fin.exists() {
+                let is_empty = std::fs::read_dir(&fin)
+                    .map_err(io_err(&fin))?
+                    .next()
+                    .is_none();
+                if is_empty {
+                    std::fs::remove_dir(&fin).map_err(io_err(&fin))?;
+                } else {
+                    let away = sibling(&fin, "old");
+                    std::fs::rename(&fin, &away).map_err(io_err(&fin))?;
+                    old = Some(away);
+                }
             }
-        }
-        if let Err(e) = std::fs::rename(&self.temp, &fin) {
-            if let Some(away) = &old {
-                let _ = std::fs::rename(away, &fin);
+            if let Err(e) = std::fs::rename(&temp, &fin) {
+                if let Some(away) = &old {
+                    let _ = std::fs::rename(away, &fin);
+                }
+                return Err(io_err(&fin)(e));
             }
-            return Err(io_err(&fin)(e));
-        }
+            Ok(old)
+        })?;
+        self.done = true;
         let parent = fin.parent().filter(|p| !p.as_os_str().is_empty());
         sync_dir(parent.unwrap_or(Path::new(".")))?;
-        self.done = true;
-        cleanup::unregister(&self.temp);
-        if let Some(p) = &self.created_parent {
-            cleanup::unregister(p);
-        }
         if let Some(away) = old {
             std::fs::remove_dir_all(&away).map_err(io_err(&away))?;
         }
