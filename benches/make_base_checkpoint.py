@@ -1,25 +1,37 @@
 #!/usr/bin/env python3
-"""Write an ELECTRA-base-sized pretraining checkpoint for the conversion benchmark (never committed).
+"""Write an ELECTRA-sized pretraining checkpoint for the benchmarks (never committed).
 
-Shapes follow google-research/electra's base model: vocab 30522, hidden 768, 12 layers, FFN 3072,
-512 positions, a generator of hidden 256 / FFN 1024 / 12 layers with its own embeddings_project, both
-heads, Adam slots for every trainable variable and global_step. About 1.5 GB on disk.
+Runs in the TF1 fixture environment (fixtures/requirements.txt). Sizes (--size):
+
+- base (default): google-research/electra's base model: vocab 30522, hidden 768, 12 layers, FFN 3072,
+  512 positions, a generator of hidden 256 / FFN 1024 / 12 layers with its own embeddings_project.
+  About 1.5 GB on disk with Adam slots.
+- large: ELECTRA-large's shapes: embedding and hidden 1024, 24 layers, FFN 4096, 16 heads, and a
+  generator of hidden 256 / FFN 1024 / 24 layers (generator_hidden_size 0.25, as released). About
+  1.5 GB without Adam slots, 4.4 GB with them.
+
+Both heads and global_step are always written; Adam slots (adam_m, adam_v for every trainable
+variable) unless --no-slots.
 
     /path/to/python benches/make_base_checkpoint.py bench-data/base
+    /path/to/python benches/make_base_checkpoint.py --size large --no-slots bench-data/large
 
 Values come from TensorFlow's own seeded initializers inside the graph (no giant constants in the
 GraphDef), written by tf.compat.v1.train.Saver exactly as a pretraining run would write them.
 """
 
+import argparse
 import os
-import sys
 
 import torch  # noqa: F401  (torch before tensorflow: they crash the other way round)
 import tensorflow as tf
 
 V, P, T = 30522, 512, 2
-E, H, L, I = 768, 768, 12, 3072
-HG, LG, IG = 256, 12, 1024
+SIZES = {
+    # E, H, L, I, generator H, L, I
+    "base": (768, 768, 12, 3072, 256, 12, 1024),
+    "large": (1024, 1024, 24, 4096, 256, 24, 1024),
+}
 STEP = 766000
 
 
@@ -52,7 +64,8 @@ def tower(scope, emb_width, hidden, ffn, layers, with_embeddings):
     return shapes
 
 
-def base_shapes():
+def base_shapes(size):
+    E, H, L, I, HG, LG, IG = SIZES[size]
     shapes = tower("electra", E, H, I, L, with_embeddings=True)
     shapes.update(tower("generator", E, HG, IG, LG, with_embeddings=False))
     shapes["discriminator_predictions/dense/kernel"] = [H, H]
@@ -68,9 +81,14 @@ def base_shapes():
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "bench-data/base"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", nargs="?", default="bench-data/base")
+    parser.add_argument("--size", choices=sorted(SIZES), default="base")
+    parser.add_argument("--no-slots", action="store_true", help="no adam_m / adam_v variables")
+    args = parser.parse_args()
+    out = args.out
     os.makedirs(out, exist_ok=True)
-    shapes = base_shapes()
+    shapes = base_shapes(args.size)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         for seed, name in enumerate(sorted(shapes)):
             leaf = name.rsplit("/", 1)[-1]
@@ -79,7 +97,7 @@ def main():
             else:
                 init = tf.compat.v1.truncated_normal_initializer(stddev=0.02, seed=seed)
             tf.compat.v1.get_variable(name, shape=shapes[name], initializer=init)
-            for slot in ("adam_m", "adam_v"):
+            for slot in () if args.no_slots else ("adam_m", "adam_v"):
                 tf.compat.v1.get_variable(
                     f"{name}/{slot}", shape=shapes[name], trainable=False,
                     initializer=tf.compat.v1.random_normal_initializer(0.0, 1e-3, seed=seed + 100000))

@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::{AdamSlots, ExportOptions, ExportSource};
+use crate::mapping::SourceLayout;
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::Tolerance;
 
@@ -116,6 +117,25 @@ impl ValueEnum for ModelKind {
     }
 }
 
+impl ValueEnum for SourceLayout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SourceLayout::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            SourceLayout::GoogleTf1 => "google-research/electra TF1 name-based checkpoints",
+            SourceLayout::ModelGarden => {
+                "TensorFlow Model Garden ElectraPretrainer (tf.train.Checkpoint, params.yaml)"
+            }
+            SourceLayout::Nvidia => {
+                "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
+            }
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
+    }
+}
+
 impl ValueEnum for OutputDtype {
     fn value_variants<'a>() -> &'a [Self] {
         &OutputDtype::ALL
@@ -139,6 +159,10 @@ pub struct ConvertArgs {
     /// Which model to export.
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
+
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
 
     /// Output directory (created; with --model both it gets discriminator/ and generator/).
     #[arg(short, long, value_name = "DIR")]
@@ -167,6 +191,23 @@ pub struct ConvertArgs {
     /// The vocabulary is uncased: write do_lower_case = true.
     #[arg(long)]
     pub uncased: bool,
+
+    /// Strip accents when tokenizing: write strip_accents = true (default: inferred; a cased
+    /// vocabulary keeps accents, a lowercase one with accented letters too).
+    #[arg(long, conflicts_with = "no_strip_accents")]
+    pub strip_accents: bool,
+
+    /// Keep accents when tokenizing: write strip_accents = false (ELECTRA's --no-strip-accents).
+    #[arg(long)]
+    pub no_strip_accents: bool,
+
+    /// Do not write README.md (the model card).
+    #[arg(long)]
+    pub no_model_card: bool,
+
+    /// License for the model card's front matter, a Hub identifier such as apache-2.0 (default: none stated).
+    #[arg(long, value_name = "ID", value_parser = parse_license)]
+    pub license: Option<String>,
 
     /// Replace a non-empty output directory.
     #[arg(long)]
@@ -203,6 +244,7 @@ impl ConvertArgs {
         ConvertOptions {
             checkpoint: self.checkpoint.clone(),
             model: self.model,
+            layout: self.layout,
             output: self.output.clone(),
             dtype: self.dtype,
             config: self.config.clone(),
@@ -213,6 +255,14 @@ impl ConvertArgs {
                 (_, true) => Some(true),
                 _ => None,
             },
+            strip_accents: match (self.strip_accents, self.no_strip_accents) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            model_card: !self.no_model_card,
+            license: self.license.clone(),
+            invocation: None,
             force: self.force,
             verify: self.verify,
             reference: self.reference.clone(),
@@ -325,6 +375,10 @@ pub struct MapArgs {
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
 
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
+
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -398,6 +452,13 @@ pub struct BatchArgs {
     /// No progress bars, no per-job `ok` lines or notes (failures are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--license`: a Hub license identifier (anything else is a usage error, exit 2).
+fn parse_license(text: &str) -> Result<String, String> {
+    crate::write::card::check_license(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--atol` / `--rtol`: a finite number >= 0 (anything else is a usage error, exit 2).

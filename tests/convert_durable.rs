@@ -43,7 +43,7 @@ fn traced_convert(model: &str, dir: &Path) -> Vec<(String, String, u64, u64)> {
         .arg("--quiet")
         .assert()
         .success();
-    // The tied fixture comes with a vocab.txt: all five files are written per model.
+    // The tied fixture comes with a vocab.txt: all six files are written per model.
     let kinds: &[&str] = if model == "both" {
         &["discriminator", "generator"]
     } else {
@@ -54,6 +54,7 @@ fn traced_convert(model: &str, dir: &Path) -> Vec<(String, String, u64, u64)> {
             "model.safetensors",
             "config.json",
             "vocab.txt",
+            "tokenizer.json",
             "tokenizer_config.json",
             "special_tokens_map.json",
         ] {
@@ -68,8 +69,8 @@ fn one_model_syncs_every_file_and_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let spans = traced_convert("discriminator", tmp.path());
     assert_eq!(count(&spans, "fsync_model"), 1);
-    // config.json, vocab.txt, tokenizer_config.json, special_tokens_map.json
-    assert_eq!(count(&spans, "fsync"), 4);
+    // config.json, vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json
+    assert_eq!(count(&spans, "fsync"), 5);
     // the model directory once its files exist; the staging directory before the rename (the
     // same directory here); the parent after it
     assert_eq!(count(&spans, "fsync_dir"), 3);
@@ -92,7 +93,7 @@ fn both_models_sync_every_file_and_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let spans = traced_convert("both", tmp.path());
     assert_eq!(count(&spans, "fsync_model"), 2);
-    assert_eq!(count(&spans, "fsync"), 8);
+    assert_eq!(count(&spans, "fsync"), 10);
     // discriminator/ and generator/, the staging directory holding them, the parent
     assert_eq!(count(&spans, "fsync_dir"), 4);
 }

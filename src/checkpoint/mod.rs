@@ -10,6 +10,7 @@
 mod crc;
 mod dtype;
 mod error;
+pub mod object_graph;
 pub mod proto;
 mod resolve;
 pub mod slices;
@@ -31,6 +32,7 @@ use std::sync::OnceLock;
 pub use crc::{mask as crc_mask, unmask as crc_unmask};
 pub use dtype::DType;
 pub use error::CheckpointError;
+pub use object_graph::{ObjectGraph, ObjectGraphError};
 pub use proto::{BundleEntry, BundleHeader, Endianness};
 pub use resolve::{parse_state_file, resolve, state_file_text, with_suffix, STATE_FILE};
 pub use stream::ChunkError;
@@ -132,6 +134,33 @@ pub struct Checkpoint {
     layouts: Vec<Layout>,
     by_name: HashMap<String, usize>,
     shards: Vec<Shard>,
+}
+
+/// Append little-endian values of a floating-point `dtype` to `out` as f32 (float64 rounded to
+/// the nearest f32): the conversion of [`Checkpoint::read_f32`], shared with its streamed form.
+fn decode_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        DType::Float32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        DType::Float64 => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        ),
+        DType::Float16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        _ => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+    }
 }
 
 fn lossy(key: &[u8]) -> String {
@@ -576,24 +605,9 @@ impl Checkpoint {
             return Err(self.wrong(info, "a floating-point tensor"));
         }
         let bytes = self.read_bytes(name)?;
-        Ok(match info.dtype {
-            DType::Float32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::Float64 => bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-                .collect(),
-            DType::Float16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        })
+        let mut values = Vec::new();
+        decode_f32(info.dtype, &bytes, &mut values);
+        Ok(values)
     }
 
     /// A single integer value (int64, or any other integer dtype), e.g. `global_step`.
@@ -638,6 +652,28 @@ impl Checkpoint {
                 wanted,
             },
         }
+    }
+
+    /// The object graph of a TF2 object-based checkpoint (`_CHECKPOINTABLE_OBJECT_GRAPH`), or
+    /// `None` for a name-based (TF1) checkpoint, which has no such entry.
+    pub fn object_graph(&self) -> Result<Option<ObjectGraph>, CheckpointError> {
+        if self.get(object_graph::OBJECT_GRAPH_KEY).is_none() {
+            return Ok(None);
+        }
+        let bad = |reason: String| CheckpointError::BadObjectGraph {
+            path: self.prefix.clone(),
+            reason,
+        };
+        let elements = self.read_strings(object_graph::OBJECT_GRAPH_KEY)?;
+        let [bytes] = elements.as_slice() else {
+            return Err(bad(format!(
+                "it holds {} strings, not one serialized TrackableObjectGraph",
+                elements.len()
+            )));
+        };
+        ObjectGraph::decode(bytes)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// A string tensor's elements (row-major), with the length checksum and the entry CRC

@@ -79,7 +79,7 @@ pub struct BundleEntry {
 }
 
 /// One decoded field of the wire format.
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Varint(u64),
     #[allow(dead_code)] // no bundle field uses it; decoded only to be skipped
     Fixed64(u64),
@@ -88,14 +88,14 @@ enum Value<'a> {
 }
 
 /// Iterate `(field number, value)` pairs of a serialized message.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
     context: &'static str,
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8], context: &'static str) -> Self {
+    pub(super) fn new(buf: &'a [u8], context: &'static str) -> Self {
         Fields {
             buf,
             pos: 0,
@@ -111,7 +111,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn next_field(&mut self) -> Option<Result<(u32, Value<'a>), ProtoError>> {
+    pub(super) fn next_field(&mut self) -> Option<Result<(u32, Value<'a>), ProtoError>> {
         if self.pos >= self.buf.len() {
             return None;
         }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::checkpoint::Checkpoint;
 use crate::cli::MapArgs;
-use crate::mapping::{self, Plan, SkipCategory};
+use crate::mapping::{self, Plan, SkipCategory, SourceLayout};
 use crate::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
@@ -17,11 +17,14 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
     let vars = crate::convert::source_vars(&ckpt);
-    let plans = mapping::plan_all(args.model, &vars)
+    let graph = ckpt.object_graph()?;
+    let plans = mapping::plan_checkpoint(args.model, &vars, graph.as_ref(), args.layout)
         .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
+    let layout = plans[0].source_layout;
     if args.json {
         let out = json!({
             "checkpoint": ckpt.prefix(),
+            "layout": {"id": layout.as_str(), "name": layout.title()},
             "model": args.model,
             "models": plans,
         });
@@ -29,6 +32,7 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     } else {
         let mut out = String::new();
         let _ = writeln!(out, "checkpoint {}", ckpt.prefix().display());
+        let _ = writeln!(out, "layout: {}", layout.title());
         for plan in &plans {
             out.push('\n');
             out.push_str(&render_text(plan));
@@ -49,16 +53,33 @@ fn shape(s: &[u64]) -> String {
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     let d = &plan.dims;
-    let _ = writeln!(
-        out,
-        "--model {} → {} (TF tower `{}`, embeddings `{}/embeddings`, {} layer(s), embeddings_project {})",
-        plan.kind.as_str(),
-        plan.class,
-        plan.layout.tower,
-        plan.layout.embeddings_scope,
-        plan.layout.layers,
-        if plan.layout.embeddings_project { "yes" } else { "no" }
-    );
+    let project = if plan.layout.embeddings_project {
+        "yes"
+    } else {
+        "no"
+    };
+    if plan.source_layout == SourceLayout::GoogleTf1 {
+        let _ = writeln!(
+            out,
+            "--model {} → {} (TF tower `{}`, embeddings `{}/embeddings`, {} layer(s), embeddings_project {project})",
+            plan.kind.as_str(),
+            plan.class,
+            plan.layout.tower,
+            plan.layout.embeddings_scope,
+            plan.layout.layers,
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "--model {} → {} ({} tower object `{}`, word table stored under `{}`, {} layer(s), embeddings_project {project}; keys resolved through the object graph)",
+            plan.kind.as_str(),
+            plan.class,
+            plan.source_layout.title(),
+            plan.layout.tower,
+            plan.layout.embeddings_scope,
+            plan.layout.layers,
+        );
+    }
     let _ = writeln!(
         out,
         "sizes: vocab_size {}, embedding_size {}, hidden_size {}, intermediate_size {}, num_hidden_layers {}, max_position_embeddings {}, type_vocab_size {}",
@@ -117,7 +138,11 @@ pub fn render_text(plan: &Plan) -> String {
         "\nskipped: {} variable(s){}",
         plan.skipped.len(),
         if slots > 0 {
-            format!(" ({slots} of them Adam optimizer slots, adam_m/adam_v: training state, not weights)")
+            if plan.source_layout == SourceLayout::GoogleTf1 {
+                format!(" ({slots} of them Adam optimizer slots, adam_m/adam_v: training state, not weights)")
+            } else {
+                format!(" ({slots} of them optimizer slots, `.OPTIMIZER_SLOT/...`: training state, not weights)")
+            }
         } else {
             String::new()
         }

@@ -73,6 +73,13 @@ pub fn tf_shape(row: &ConcreteRow, hf_shape: &[u64]) -> Vec<u64> {
     match row.transform {
         Transform::Copy => hf_shape.to_vec(),
         Transform::Transpose => hf_shape.iter().rev().copied().collect(),
+        // Only the TF2 tables reshape einsum tensors, and export reads only the Google TF1
+        // tables (it writes TF1 checkpoints). The head split a 3-D shape needs is not in the HF
+        // shape, so these give the 2-D (or flat) view the reshape started from.
+        Transform::Flatten => hf_shape.to_vec(),
+        Transform::MergeLastTranspose | Transform::MergeFirstTranspose => {
+            hf_shape.iter().rev().copied().collect()
+        }
     }
 }
 

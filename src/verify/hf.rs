@@ -1,25 +1,51 @@
-//! Weights of a HuggingFace model directory (`model.safetensors`, memory-mapped), by transformers'
-//! state-dict names and torch layout (`Linear.weight` is `[out, in]`).
+//! Weights of a HuggingFace model directory (`model.safetensors`, or the shards of
+//! `model.safetensors.index.json`), by transformers' state-dict names and torch layout
+//! (`Linear.weight` is `[out, in]`).
+//!
+//! Only the headers are read when the directory is opened; a tensor's bytes are read with
+//! positioned reads when the forward pass asks for it, straight into the `f32` buffer that
+//! becomes the tensor, and nothing is mapped. So the model's size never shows up in the resident
+//! set: only the stage being computed does (see `model.rs`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{Device, Tensor};
+use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
 
 use super::config::{Architecture, ModelConfig};
-use super::model::{to_f32, Dense, Dims, HeadKind, Norm, Param, WeightProvider};
+use super::model::{check_ids, Dense, Dims, HeadKind, Norm, Param, Want, WeightProvider};
 use super::VerifyError;
 
 /// Non-parameter buffers that older transformers versions saved; transformers ignores them too.
 const IGNORED_SUFFIXES: &[&str] = &["embeddings.position_ids", "embeddings.token_type_ids"];
 
+/// Largest safetensors header read (the safetensors crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Bytes converted per read for non-f32 tensors.
+const PIECE: usize = 1 << 20;
+
+/// One weight file: its handle, where its data section starts, and its header.
+struct WeightFile {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+}
+
+/// Where one tensor lives.
+struct Located {
+    file: usize,
+    info: TensorInfo,
+}
+
 /// A model directory opened for the forward pass.
 pub(crate) struct HfWeights {
     file: PathBuf,
-    tensors: MmapedSafetensors,
-    keys: BTreeSet<String>,
+    files: Vec<WeightFile>,
+    tensors: BTreeMap<String, Located>,
     used: HashSet<String>,
     /// `"electra."` for the head models, `""` for `ElectraModel`.
     prefix: &'static str,
@@ -71,37 +97,118 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     })
 }
 
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+/// Open one safetensors file and read its header: the 8-byte length, then the JSON, validated
+/// like the safetensors crate validates a whole file (offsets contiguous, sizes matching dtype ×
+/// shape, the data section exactly filling the rest of the file).
+fn open_weight_file(path: &Path) -> Result<(WeightFile, Metadata), VerifyError> {
+    let unreadable = |message: String| VerifyError::Safetensors {
+        path: path.to_path_buf(),
+        message: format!("not a readable safetensors file: {message}"),
+    };
+    let io = |error| VerifyError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut n = [0u8; 8];
+    if len < 8 {
+        return Err(unreadable(format!(
+            "{len} bytes, shorter than the 8-byte header length"
+        )));
+    }
+    read_exact_at(&file, &mut n, 0).map_err(io)?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER_BYTES {
+        return Err(unreadable(format!(
+            "the header claims {n} bytes, more than the {MAX_HEADER_BYTES}-byte limit"
+        )));
+    }
+    if n > len - 8 {
+        return Err(unreadable(format!(
+            "the header claims {n} bytes, but the file has only {} after the length",
+            len - 8
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    read_exact_at(&file, &mut header, 8).map_err(io)?;
+    let metadata: Metadata =
+        serde_json::from_slice(&header).map_err(|e| unreadable(format!("invalid header: {e}")))?;
+    let data_start = 8 + n;
+    let data_len = metadata.data_len() as u64;
+    if data_start + data_len != len {
+        return Err(unreadable(format!(
+            "the header describes {data_len} bytes of tensor data, the file holds {}",
+            len - data_start
+        )));
+    }
+    Ok((
+        WeightFile {
+            path: path.to_path_buf(),
+            file,
+            data_start,
+        },
+        metadata,
+    ))
+}
+
 impl HfWeights {
-    /// Memory-map the weights of `dir`; `config` decides the key prefix when the
-    /// architecture is known.
+    /// Read the headers of the weights of `dir` (no tensor data).
     pub fn open(dir: &Path) -> Result<HfWeights, VerifyError> {
-        let files = weight_files(dir)?;
-        let shown = if files.len() == 1 {
-            files[0].clone()
+        let paths = weight_files(dir)?;
+        let shown = if paths.len() == 1 {
+            paths[0].clone()
         } else {
             dir.join("model.safetensors.index.json")
         };
-        for f in &files {
-            if !f.is_file() {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut tensors = BTreeMap::new();
+        for path in &paths {
+            if !path.is_file() {
                 return Err(VerifyError::Safetensors {
-                    path: f.clone(),
+                    path: path.clone(),
                     message: "weight file listed in the index does not exist".into(),
                 });
             }
+            let (file, metadata) = open_weight_file(path)?;
+            for (name, info) in metadata.tensors() {
+                if let Some(first) = tensors.get(&name).map(|l: &Located| l.file) {
+                    return Err(VerifyError::Safetensors {
+                        path: shown.clone(),
+                        message: format!(
+                            "tensor {name} is stored twice, in {} and {}",
+                            paths[first].display(),
+                            path.display()
+                        ),
+                    });
+                }
+                tensors.insert(
+                    name,
+                    Located {
+                        file: files.len(),
+                        info: info.clone(),
+                    },
+                );
+            }
+            files.push(file);
         }
-        // SAFETY: the mapping is read-only; like every mmap reader we rely on the file not being
-        // truncated while the verification runs (the files belong to the model directory the
-        // user asked us to check).
-        let tensors =
-            unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| VerifyError::Safetensors {
-                path: shown.clone(),
-                message: format!("not a readable safetensors file: {e}"),
-            })?;
-        let keys = tensors.tensors().into_iter().map(|(k, _)| k).collect();
         Ok(HfWeights {
             file: shown,
+            files,
             tensors,
-            keys,
             used: HashSet::new(),
             prefix: "electra.",
             retied: false,
@@ -113,17 +220,19 @@ impl HfWeights {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(String::as_str)
+        self.tensors.keys().map(String::as_str)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
     }
 
     /// Choose the key prefix for `arch` (`ElectraModel` files have none).
     pub fn set_architecture(&mut self, arch: Architecture) {
         self.prefix = match arch {
             Architecture::Model => {
-                if !self.keys.contains("embeddings.word_embeddings.weight")
-                    && self
-                        .keys
-                        .contains("electra.embeddings.word_embeddings.weight")
+                if !self.contains("embeddings.word_embeddings.weight")
+                    && self.contains("electra.embeddings.word_embeddings.weight")
                 {
                     "electra."
                 } else {
@@ -157,10 +266,10 @@ impl HfWeights {
         }
     }
 
-    /// Keys that no parameter consumed (besides ignorable buffers), sorted.
+    /// Keys that no checked parameter claimed (besides ignorable buffers), sorted.
     pub fn unused_keys(&self) -> Vec<String> {
-        self.keys
-            .iter()
+        self.tensors
+            .keys()
             .filter(|k| !self.used.contains(*k))
             .filter(|k| !IGNORED_SUFFIXES.iter().any(|s| k.ends_with(s)))
             .cloned()
@@ -194,16 +303,50 @@ impl HfWeights {
         }
     }
 
-    /// Load `key`, check dtype and shape, return it as f32.
-    fn load(&mut self, key: &str, shape: &[usize]) -> Result<Tensor, VerifyError> {
-        let view = self
+    /// The stored key of a table parameter (the MLM decoder falls back to the word embeddings).
+    fn table_key(&mut self, param: Param) -> String {
+        let key = format!("{}.weight", self.base(param));
+        if param == Param::GeneratorDecoder && !self.contains(&key) {
+            // save_pretrained omits the tied decoder; re-tie it like transformers does.
+            self.retied = true;
+            return format!("{}.weight", self.base(Param::WordEmbeddings));
+        }
+        key
+    }
+
+    /// The stored keys and shapes behind one request.
+    fn stored(&mut self, param: Param, want: Want) -> Vec<(String, Vec<usize>)> {
+        match want {
+            Want::Table { rows, width } => vec![(self.table_key(param), vec![rows, width])],
+            Want::Dense { d_in, d_out } => {
+                let base = self.base(param);
+                vec![
+                    (format!("{base}.weight"), vec![d_out, d_in]),
+                    (format!("{base}.bias"), vec![d_out]),
+                ]
+            }
+            Want::Norm { width } => {
+                let base = self.base(param);
+                vec![
+                    (format!("{base}.weight"), vec![width]),
+                    (format!("{base}.bias"), vec![width]),
+                ]
+            }
+            Want::Vector { len } => vec![(format!("{}.bias", self.base(param)), vec![len])],
+        }
+    }
+
+    /// Check `key`'s presence, dtype and shape and mark it used; its location.
+    fn locate(&mut self, key: &str, shape: &[usize]) -> Result<(usize, TensorInfo), VerifyError> {
+        let located = self
             .tensors
             .get(key)
-            .map_err(|_| VerifyError::MissingTensor {
+            .ok_or_else(|| VerifyError::MissingTensor {
                 file: self.file.clone(),
                 key: key.to_string(),
             })?;
-        match view.dtype() {
+        let info = &located.info;
+        match info.dtype {
             Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64 => {}
             other => {
                 return Err(VerifyError::TensorDtype {
@@ -213,39 +356,126 @@ impl HfWeights {
                 })
             }
         }
-        if view.shape() != shape {
+        if info.shape != shape {
             return Err(VerifyError::TensorShape {
                 file: self.file.clone(),
                 key: key.to_string(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        let tensor =
-            self.tensors
-                .load(key, &Device::Cpu)
-                .map_err(|e| VerifyError::Safetensors {
-                    path: self.file.clone(),
-                    message: format!("cannot load {key}: {e}"),
-                })?;
+        let found = (located.file, info.clone());
         self.used.insert(key.to_string());
-        to_f32(tensor)
+        Ok(found)
+    }
+
+    /// Read elements `first .. first + count` of a located tensor as f32 into `out` (appended).
+    fn read_elements(
+        &self,
+        key: &str,
+        (file, info): &(usize, TensorInfo),
+        first: usize,
+        count: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), VerifyError> {
+        let wf = &self.files[*file];
+        let width = info.dtype.bitsize() / 8;
+        let offset = wf.data_start + (info.data_offsets.0 + first * width) as u64;
+        let failed = |error: std::io::Error| VerifyError::Safetensors {
+            path: wf.path.clone(),
+            message: format!("cannot read {key}: {error}"),
+        };
+        let start = out.len();
+        if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            // The stored bytes are the values: read them into the f32 buffer itself.
+            out.resize(start + count, 0.0);
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[start..]);
+            return read_exact_at(&wf.file, bytes, offset).map_err(failed);
+        }
+        out.reserve(count);
+        let mut piece = vec![0u8; PIECE.min(count * width)];
+        let per_piece = piece.len() / width;
+        let mut done = 0;
+        while done < count {
+            let n = per_piece.min(count - done);
+            let bytes = &mut piece[..n * width];
+            read_exact_at(&wf.file, bytes, offset + (done * width) as u64).map_err(failed)?;
+            decode_into(info.dtype, bytes, out);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Load `key` (checked against `shape`) as an f32 tensor.
+    fn load(&mut self, key: &str, shape: &[usize]) -> Result<Tensor, VerifyError> {
+        let located = self.locate(key, shape)?;
+        let count = shape.iter().product();
+        let mut values = Vec::new();
+        self.read_elements(key, &located, 0, count, &mut values)?;
+        Tensor::from_vec(values, shape, &Device::Cpu).map_err(super::model::candle_error)
+    }
+}
+
+/// Little-endian stored values as f32, the conversions candle's `to_dtype(F32)` makes.
+fn decode_into(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        Dtype::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        Dtype::F16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        Dtype::BF16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        // F64 (the only other dtype `locate` lets through): rounded to nearest.
+        _ => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        ),
     }
 }
 
 impl WeightProvider for HfWeights {
     fn has(&self, param: Param) -> bool {
-        self.keys.contains(&format!("{}.weight", self.base(param)))
+        self.contains(&format!("{}.weight", self.base(param)))
+    }
+
+    fn check(&mut self, param: Param, want: Want) -> Result<(), VerifyError> {
+        for (key, shape) in self.stored(param, want) {
+            self.locate(&key, &shape)?;
+        }
+        Ok(())
     }
 
     fn table(&mut self, param: Param, rows: usize, width: usize) -> Result<Tensor, VerifyError> {
-        let mut key = format!("{}.weight", self.base(param));
-        if param == Param::GeneratorDecoder && !self.keys.contains(&key) {
-            // save_pretrained omits the tied decoder; re-tie it like transformers does.
-            key = format!("{}.weight", self.base(Param::WordEmbeddings));
-            self.retied = true;
-        }
+        let key = self.table_key(param);
         self.load(&key, &[rows, width])
+    }
+
+    fn table_rows(
+        &mut self,
+        param: Param,
+        rows: usize,
+        width: usize,
+        ids: &[u32],
+    ) -> Result<Tensor, VerifyError> {
+        let key = self.table_key(param);
+        let located = self.locate(&key, &[rows, width])?;
+        check_ids(ids, rows)?;
+        let mut values = Vec::with_capacity(ids.len() * width);
+        for &id in ids {
+            self.read_elements(&key, &located, id as usize * width, width, &mut values)?;
+        }
+        Tensor::from_vec(values, (ids.len(), width), &Device::Cpu)
+            .map_err(super::model::candle_error)
     }
 
     fn dense(&mut self, param: Param, d_in: usize, d_out: usize) -> Result<Dense, VerifyError> {

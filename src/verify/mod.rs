@@ -11,6 +11,12 @@
 //!
 //! Comparison rule: numpy's `allclose`, `|ours - expected| <= atol + rtol * |expected|` for every
 //! element, at every position including padded ones (transformers computes those too).
+//!
+//! Memory: both checks stream. Every tensor's presence and shape is checked from the file
+//! headers first; then the forward pass runs stage by stage (embeddings, each encoder layer, the
+//! head), and each stage reads its weights — by HF names from `model.safetensors`, by TF names
+//! from the checkpoint — uses them and drops them. Peak memory is one stage's weights plus the
+//! activations, whatever the depth of the model (figures in docs/performance.md).
 
 #[doc(hidden)]
 pub mod bench;
@@ -21,6 +27,7 @@ pub mod model;
 pub mod npy;
 pub mod reference;
 mod tf;
+mod tf2;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,7 +36,7 @@ use std::path::{Path, PathBuf};
 use self::compare::{compare, shape_mismatch, Agreement};
 use self::config::{Architecture, ModelConfig};
 use self::hf::HfWeights;
-use self::model::{Batch, Electra, Numerics, Outputs};
+use self::model::{forward_pair, Batch, Numerics, Outputs, Tower};
 
 pub use self::npy::parse_npy;
 pub use self::reference::{read_reference, read_reference_bytes};
@@ -83,6 +90,21 @@ pub struct ParityReport {
     pub outputs: BTreeMap<String, OutputComparison>,
     /// Observations worth knowing (re-tied weights, structure differences, ...).
     pub notes: Vec<String>,
+    /// Checkpoint mode, Model Garden generator: how far the original's own masked-LM head
+    /// (tanh GELU) is from the converted model, which transformers runs with the erf GELU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_head: Option<HeadDeviation>,
+}
+
+/// The measured effect of a head transformers cannot represent (reported, not judged).
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct HeadDeviation {
+    /// The original head's activation.
+    pub activation: String,
+    /// Largest |converted − original-with-its-own-head| over the logits.
+    pub max_abs_diff: f64,
+    /// Largest |logit| of the original.
+    pub max_abs_output: f64,
 }
 
 /// How one output compares.
@@ -220,11 +242,12 @@ pub enum VerifyError {
     Compute { message: String },
 }
 
-/// The converted directory, loaded for the forward pass.
+/// The converted directory, opened and checked for the forward pass (weights not yet read).
 struct Converted {
     arch: Architecture,
     config: ModelConfig,
-    model: Electra,
+    tower: Tower,
+    weights: HfWeights,
     notes: Vec<String>,
 }
 
@@ -257,12 +280,12 @@ fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
         }
     };
     weights.set_architecture(arch);
-    let model = Electra::load(
-        &mut weights,
+    let tower = Tower::new(
         HfWeights::dims(&config),
         HfWeights::head_kind(arch),
         Numerics::transformers(config.layer_norm_eps, config.hidden_act),
-    )?;
+    );
+    tower.check_weights(&mut weights)?;
     let unused = weights.unused_keys();
     if !unused.is_empty() {
         return Err(VerifyError::UnexpectedTensors {
@@ -286,7 +309,8 @@ fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
     Ok(Converted {
         arch,
         config,
-        model,
+        tower,
+        weights,
         notes,
     })
 }
@@ -332,7 +356,7 @@ pub fn verify_against_reference(
     reference: &Path,
     tol: Tolerance,
 ) -> Result<ParityReport, VerifyError> {
-    let converted = load_converted(model_dir)?;
+    let mut converted = load_converted(model_dir)?;
     let reference = read_reference(reference)?;
     let ref_path = reference.path.clone();
     let reference = reference.into_reference()?;
@@ -341,7 +365,7 @@ pub fn verify_against_reference(
         message,
     };
     converted
-        .model
+        .tower
         .check_batch(&reference.batch)
         .map_err(&bad)?;
     let mismatch = |message: String| VerifyError::ReferenceMismatch {
@@ -356,7 +380,9 @@ pub fn verify_against_reference(
             ));
         }
     }
-    let outputs = converted.model.forward(&reference.batch)?;
+    let outputs = converted
+        .tower
+        .forward(&mut converted.weights, &reference.batch)?;
     let ours = outputs_by_name(&outputs)?;
     let mut comparisons = BTreeMap::new();
     for (name, shape, values) in &reference.expected {
@@ -389,6 +415,7 @@ pub fn verify_against_reference(
         seed: None,
         outputs: comparisons,
         notes: converted.notes,
+        original_head: None,
     })
 }
 
@@ -406,8 +433,44 @@ pub fn verify_against_checkpoint(
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let converted = load_converted(model_dir)?;
-    let variables = tf::open_checkpoint(checkpoint)?;
-    verify_converted_against_tf(model_dir, converted, variables.as_ref(), tol, seed)
+    let unusable = |e: crate::checkpoint::CheckpointError| VerifyError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        message: e.to_string(),
+    };
+    let ckpt = crate::checkpoint::Checkpoint::open(checkpoint).map_err(unusable)?;
+    let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
+        return verify_converted_against_tf(model_dir, converted, &ckpt, tol, seed);
+    };
+    // A TF2 object-based checkpoint: the producer's own object names.
+    let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {
+        path: ckpt.prefix().to_path_buf(),
+        message: format!(
+            "an object-based checkpoint with root objects {:?} is neither a Model Garden ElectraPretrainer nor an NVIDIA TF2 ELECTRA checkpoint; `electra-convert inspect` shows what it is",
+            graph.root_edges()
+        ),
+    })?;
+    let mut original = tf2::load_original(
+        &ckpt,
+        &graph,
+        producer,
+        converted.arch,
+        converted.config.num_attention_heads,
+    )?;
+    let head_act = original.original_head_act;
+    compare_with_original(
+        model_dir,
+        converted,
+        OriginalSide {
+            tower: &original.tower,
+            weights: &mut original.weights,
+            scope: &original.scope,
+            notes: std::mem::take(&mut original.notes),
+            own_head: head_act,
+        },
+        ckpt.prefix(),
+        tol,
+        seed,
+    )
 }
 
 fn verify_converted_against_tf(
@@ -417,15 +480,52 @@ fn verify_converted_against_tf(
     tol: Tolerance,
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
-    let mut notes = converted.notes;
-    let original = tf::load_original(
+    let mut original = tf::load_original(
         variables,
         converted.arch,
         converted.config.num_attention_heads,
     )?;
+    compare_with_original(
+        model_dir,
+        converted,
+        OriginalSide {
+            tower: &original.tower,
+            weights: &mut original.weights,
+            scope: &original.scope,
+            notes: std::mem::take(&mut original.notes),
+            own_head: None,
+        },
+        variables.path(),
+        tol,
+        seed,
+    )
+}
+
+/// The original network of a checkpoint check, whichever layout it was read in.
+struct OriginalSide<'a> {
+    tower: &'a model::Tower,
+    weights: &'a mut dyn model::WeightProvider,
+    /// The tower that was run, for messages.
+    scope: &'a str,
+    notes: Vec<String>,
+    /// The original generator head's own activation when transformers cannot represent it
+    /// (Model Garden's tanh GELU): measured and reported, not judged.
+    own_head: Option<config::Activation>,
+}
+
+/// Run the converted model and the original stage by stage on the seeded batch and compare.
+fn compare_with_original(
+    model_dir: &Path,
+    mut converted: Converted,
+    original: OriginalSide<'_>,
+    against: &Path,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let mut notes = converted.notes;
     notes.extend(original.notes);
-    let hf_dims = converted.model.dims();
-    let tf_dims = original.model.dims();
+    let hf_dims = converted.tower.dims().clone();
+    let tf_dims = original.tower.dims().clone();
     let mut structure_ok = true;
     for (what, hf, tf) in [
         ("vocab_size", hf_dims.vocab, tf_dims.vocab),
@@ -454,8 +554,28 @@ fn verify_converted_against_tf(
         hf_dims.type_vocab.min(tf_dims.type_vocab),
         converted.config.pad_token_id.unwrap_or(0) as u32,
     );
-    let ours = outputs_by_name(&converted.model.forward(&batch)?)?;
-    let theirs = outputs_by_name(&original.model.forward(&batch)?)?;
+    let (ours, theirs, own) = match original.own_head {
+        None => {
+            let [ours, theirs] = forward_pair(
+                (&converted.tower, &mut converted.weights),
+                (original.tower, original.weights),
+                &batch,
+            )?;
+            (ours, theirs, None)
+        }
+        Some(act) => {
+            let alternative = original.tower.with_generator_activation(act);
+            let [ours, theirs, own] = model::forward_pair_with_alternative_head(
+                (&converted.tower, &mut converted.weights),
+                (original.tower, original.weights),
+                &alternative,
+                &batch,
+            )?;
+            (ours, theirs, Some(own))
+        }
+    };
+    let ours = outputs_by_name(&ours)?;
+    let theirs = outputs_by_name(&theirs)?;
     let mut comparisons = BTreeMap::new();
     for (name, flat) in &ours {
         let Some(expected) = theirs.get(name) else {
@@ -476,11 +596,32 @@ fn verify_converted_against_tf(
         comparisons.insert(name.to_string(), comparison);
     }
     let passed = structure_ok && comparisons.values().all(|c| c.passed);
+    let mut original_head = None;
+    if let Some(own) = own {
+        let own = outputs_by_name(&own)?;
+        if let (Some(ours), Some(own)) = (ours.get("logits"), own.get("logits")) {
+            if ours.shape == own.shape {
+                let (mut max_abs, mut max_out) = (0f64, 0f64);
+                for (a, b) in ours.values.iter().zip(&own.values) {
+                    max_abs = max_abs.max((f64::from(*a) - f64::from(*b)).abs());
+                    max_out = max_out.max(f64::from(*b).abs());
+                }
+                notes.push(format!(
+                    "the original Model Garden masked-LM head applies the tanh GELU, which transformers' ElectraGeneratorPredictions cannot (it always applies the exact erf GELU): this check runs the original with transformers' head; with its own head the original's logits differ from the converted model's by up to {max_abs:.3e} (logits up to {max_out:.3e} in magnitude). The weights are exact"
+                ));
+                original_head = Some(HeadDeviation {
+                    activation: "gelu_tanh".into(),
+                    max_abs_diff: max_abs,
+                    max_abs_output: max_out,
+                });
+            }
+        }
+    }
     Ok(ParityReport {
         passed,
         mode: "checkpoint".into(),
         model_dir: model_dir.to_path_buf(),
-        against: variables.path().to_path_buf(),
+        against: against.to_path_buf(),
         architecture: converted.arch.class_name().into(),
         tolerance: tol,
         rule: RULE.into(),
@@ -488,6 +629,7 @@ fn verify_converted_against_tf(
         seed: Some(seed),
         outputs: comparisons,
         notes,
+        original_head,
     })
 }
 

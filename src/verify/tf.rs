@@ -8,15 +8,24 @@
 //! (which a checkpoint does not record) comes from the model directory's config.json. The numerics
 //! are the original's (ε = 1e-12, erf GELU, −10000 mask), not config.json's, so a wrong
 //! `layer_norm_eps` or `hidden_act` in the converted config fails this check too.
+//!
+//! Shapes come from the checkpoint's index; values are read when a stage of the forward pass
+//! asks for them, with positioned reads (no mapping of the data shard), and dropped with the
+//! stage. The embedding lookup keeps only the rows of the batch's tokens.
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
 use super::config::Architecture;
-use super::model::{Dense, Dims, Electra, HeadKind, Norm, Numerics, Param, WeightProvider};
+use super::model::{
+    check_ids, Dense, Dims, HeadKind, Norm, Numerics, Param, Tower, Want, WeightProvider,
+};
 use super::VerifyError;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, ChunkError};
+
+/// Bytes per positioned read when streaming a variable.
+const PIECE: usize = 1 << 20;
 
 /// Read access to a TF checkpoint's variables (implemented for the project's checkpoint reader;
 /// an in-memory implementation is handy for tests).
@@ -27,15 +36,24 @@ pub trait TfVariables {
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// Values of a floating-point variable as f32, row-major.
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError>;
-}
-
-/// Open a checkpoint with the project's reader.
-pub(crate) fn open_checkpoint(path: &Path) -> Result<Box<dyn TfVariables>, VerifyError> {
-    let checkpoint = Checkpoint::open(path).map_err(|e| VerifyError::Checkpoint {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(Box::new(checkpoint))
+    /// Rows `ids` of a `[rows, width]` floating-point variable as f32, `ids.len() × width`
+    /// values in the order of `ids`. The default reads the whole variable and gathers.
+    fn read_f32_rows(
+        &self,
+        name: &str,
+        width: usize,
+        ids: &[u32],
+    ) -> Result<Vec<f32>, VerifyError> {
+        let all = self.read_f32(name)?;
+        let rows = all.len() / width.max(1);
+        check_ids(ids, rows)?;
+        let mut out = Vec::with_capacity(ids.len() * width);
+        for &id in ids {
+            let at = id as usize * width;
+            out.extend_from_slice(&all[at..at + width]);
+        }
+        Ok(out)
+    }
 }
 
 impl TfVariables for Checkpoint {
@@ -52,22 +70,82 @@ impl TfVariables for Checkpoint {
     }
 
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError> {
-        Checkpoint::read_f32(self, name).map_err(|e| VerifyError::Checkpoint {
-            path: self.prefix().to_path_buf(),
-            message: e.to_string(),
+        let mut values =
+            Vec::with_capacity(self.get(name).map_or(0, |i| i.num_elements() as usize));
+        let mut buf = Vec::new();
+        self.read_f32_chunks(name, PIECE, &mut buf, |_, piece| {
+            values.extend_from_slice(piece);
+            Ok::<(), std::convert::Infallible>(())
         })
+        .map_err(|e| checkpoint_error(self, e))?;
+        Ok(values)
+    }
+
+    fn read_f32_rows(
+        &self,
+        name: &str,
+        width: usize,
+        ids: &[u32],
+    ) -> Result<Vec<f32>, VerifyError> {
+        let elements = self.get(name).map_or(0, |i| i.num_elements() as usize);
+        let rows = elements / width.max(1);
+        check_ids(ids, rows)?;
+        // Each distinct row is copied once, as it streams past, then laid out in `ids` order.
+        let mut slot = vec![usize::MAX; rows];
+        let mut distinct = 0;
+        for &id in ids {
+            if slot[id as usize] == usize::MAX {
+                slot[id as usize] = distinct;
+                distinct += 1;
+            }
+        }
+        let mut gathered = vec![0f32; distinct * width];
+        let mut buf = Vec::new();
+        self.read_f32_chunks(name, PIECE, &mut buf, |first, piece| {
+            let end = first + piece.len();
+            let mut row = first / width.max(1);
+            while row < rows && row * width < end {
+                if slot[row] != usize::MAX {
+                    let (lo, hi) = ((row * width).max(first), ((row + 1) * width).min(end));
+                    let dst = slot[row] * width + (lo - row * width);
+                    gathered[dst..dst + (hi - lo)].copy_from_slice(&piece[lo - first..hi - first]);
+                }
+                row += 1;
+            }
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| checkpoint_error(self, e))?;
+        let mut out = Vec::with_capacity(ids.len() * width);
+        for &id in ids {
+            let at = slot[id as usize] * width;
+            out.extend_from_slice(&gathered[at..at + width]);
+        }
+        Ok(out)
+    }
+}
+
+fn checkpoint_error(ckpt: &Checkpoint, e: ChunkError<std::convert::Infallible>) -> VerifyError {
+    let message = match e {
+        ChunkError::Read(e) => e.to_string(),
+        ChunkError::Sink(never) => match never {},
+    };
+    VerifyError::Checkpoint {
+        path: ckpt.prefix().to_path_buf(),
+        message,
     }
 }
 
 /// The original model and how it was found.
-pub(crate) struct Original {
-    pub model: Electra,
+pub(crate) struct Original<'a> {
+    pub tower: Tower,
+    /// Its weights, checked, not yet read.
+    pub weights: TfWeights<'a>,
     /// `electra` or `generator`: the tower that was run.
     pub scope: String,
     pub notes: Vec<String>,
 }
 
-struct TfWeights<'a> {
+pub(crate) struct TfWeights<'a> {
     vars: &'a dyn TfVariables,
     /// Tower scope: `electra` or `generator`.
     scope: String,
@@ -87,7 +165,7 @@ impl TfWeights<'_> {
         })
     }
 
-    fn load(&self, name: &str, shape: &[usize]) -> Result<Tensor, VerifyError> {
+    fn check_shape(&self, name: &str, shape: &[usize]) -> Result<(), VerifyError> {
         let found = self.require_shape(name)?;
         if found != shape {
             return Err(VerifyError::VariableShape {
@@ -97,6 +175,11 @@ impl TfWeights<'_> {
                 found,
             });
         }
+        Ok(())
+    }
+
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Tensor, VerifyError> {
+        self.check_shape(name, shape)?;
         let values = self.vars.read_f32(name)?;
         if values.len() != shape.iter().product::<usize>() {
             return Err(VerifyError::Checkpoint {
@@ -147,8 +230,48 @@ impl WeightProvider for TfWeights<'_> {
             .is_some()
     }
 
+    fn check(&mut self, param: Param, want: Want) -> Result<(), VerifyError> {
+        let base = self.base(param);
+        match want {
+            Want::Table { rows, width } => self.check_shape(&base, &[rows, width]),
+            Want::Dense { d_in, d_out } => {
+                self.check_shape(&format!("{base}/kernel"), &[d_in, d_out])?;
+                self.check_shape(&format!("{base}/bias"), &[d_out])
+            }
+            Want::Norm { width } => {
+                self.check_shape(&format!("{base}/gamma"), &[width])?;
+                self.check_shape(&format!("{base}/beta"), &[width])
+            }
+            Want::Vector { len } => self.check_shape(&base, &[len]),
+        }
+    }
+
     fn table(&mut self, param: Param, rows: usize, width: usize) -> Result<Tensor, VerifyError> {
         self.load(&self.base(param), &[rows, width])
+    }
+
+    fn table_rows(
+        &mut self,
+        param: Param,
+        rows: usize,
+        width: usize,
+        ids: &[u32],
+    ) -> Result<Tensor, VerifyError> {
+        let name = self.base(param);
+        self.check_shape(&name, &[rows, width])?;
+        let values = self.vars.read_f32_rows(&name, width, ids)?;
+        if values.len() != ids.len() * width {
+            return Err(VerifyError::Checkpoint {
+                path: self.vars.path().to_path_buf(),
+                message: format!(
+                    "{name}: {} values for {} rows of {width}",
+                    values.len(),
+                    ids.len()
+                ),
+            });
+        }
+        Tensor::from_vec(values, (ids.len(), width), &Device::Cpu)
+            .map_err(super::model::candle_error)
     }
 
     fn dense(&mut self, param: Param, d_in: usize, d_out: usize) -> Result<Dense, VerifyError> {
@@ -177,7 +300,7 @@ pub(crate) fn load_original(
     vars: &dyn TfVariables,
     arch: Architecture,
     heads: usize,
-) -> Result<Original, VerifyError> {
+) -> Result<Original<'_>, VerifyError> {
     let mut notes = Vec::new();
     let query0 = |scope: &str| format!("{scope}/encoder/layer_0/attention/self/query/kernel");
     let scope = match arch {
@@ -266,9 +389,11 @@ pub(crate) fn load_original(
         Architecture::MaskedLm => HeadKind::Generator,
         Architecture::Model => HeadKind::None,
     };
-    let model = Electra::load(&mut weights, dims, head, Numerics::tensorflow_original())?;
+    let tower = Tower::new(dims, head, Numerics::tensorflow_original());
+    tower.check_weights(&mut weights)?;
     Ok(Original {
-        model,
+        tower,
+        weights,
         scope: scope.to_string(),
         notes,
     })
