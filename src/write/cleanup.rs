@@ -2,7 +2,10 @@
 //!
 //! Every staging directory is registered here while it exists. The first registration installs
 //! a SIGINT/SIGTERM handler (a signal-hook iterator thread) that deletes every registered
-//! directory and then exits with 128 + the signal number, as a shell would report it.
+//! directory and then exits with 128 + the signal number, as a shell would report it. The
+//! rename that commits a staging directory runs under the same lock ([`commit`]), so an interrupt
+//! either removes the staging directory before it is committed or leaves the committed output
+//! alone; it never deletes files out of a directory that is being renamed into place.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
@@ -27,12 +30,27 @@ pub fn unregister(path: &Path) {
     registry().retain(|p| p != path);
 }
 
-/// Remove every registered directory (what the signal handler does).
-pub fn remove_all() {
-    let paths = std::mem::take(&mut *registry());
-    for p in paths {
+/// Run `rename` (what makes a staged directory final) while no registered directory can be
+/// removed, and forget `paths` if it succeeds: the signal handler waits for it, and afterwards
+/// finds nothing of this output left to delete.
+pub fn commit<T, E>(paths: &[&Path], rename: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let mut registry = registry();
+    let result = rename();
+    if result.is_ok() {
+        registry.retain(|p| !paths.contains(&p.as_path()));
+    }
+    result
+}
+
+/// Remove every registered directory (what the signal handler does), holding the lock so no
+/// [`commit`] runs meanwhile. Returns the lock still held: the handler exits the process with
+/// it, so nothing can be committed after the cleanup.
+pub fn remove_all() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    let mut registry = registry();
+    for p in registry.drain(..) {
         let _ = std::fs::remove_dir_all(&p);
     }
+    registry
 }
 
 fn install_handler() {
@@ -44,7 +62,7 @@ fn install_handler() {
                     .name("electra-convert-cleanup".into())
                     .spawn(move || {
                         if let Some(sig) = signals.forever().next() {
-                            remove_all();
+                            let _held = remove_all();
                             std::process::exit(128 + sig);
                         }
                     });

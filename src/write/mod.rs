@@ -13,11 +13,13 @@ pub mod cleanup;
 pub mod config;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod trace;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -230,38 +232,46 @@ impl Staging {
         }
     }
 
-    /// Move the finished directory into place.
+    /// Move the finished directory into place, durably: the staging directory's entries are
+    /// synced before the rename and the parent directory after it, so once this returns the
+    /// output survives a crash (the files were synced as they were written).
     pub fn commit(mut self) -> Result<(), WriteError> {
         check_destination(&self.final_dir, self.force)?;
+        sync_dir(&self.temp)?;
         let fin = self.final_dir.clone();
-        let mut old = None;
-        if fin.exists() {
-            let is_empty = std::fs::read_dir(&fin)
-                .map_err(io_err(&fin))?
-                .next()
-                .is_none();
-            if is_empty {
-                std::fs::remove_dir(&fin).map_err(io_err(&fin))?;
-            } else {
-                let away = sibling(&fin, "old");
-                std::fs::rename(&fin, &away).map_err(io_err(&fin))?;
-                old = Some(away);
+        let temp = self.temp.clone();
+        let mut registered = vec![temp.as_path()];
+        registered.extend(self.created_parent.as_deref());
+        let old = cleanup::commit(&registered, || -> Result<_, WriteError> {
+            let mut old = None;
+            if fin.exists() {
+                let is_empty = std::fs::read_dir(&fin)
+                    .map_err(io_err(&fin))?
+                    .next()
+                    .is_none();
+                if is_empty {
+                    std::fs::remove_dir(&fin).map_err(io_err(&fin))?;
+                } else {
+                    let away = sibling(&fin, "old");
+                    std::fs::rename(&fin, &away).map_err(io_err(&fin))?;
+                    old = Some(away);
+                }
             }
-        }
-        if let Err(e) = std::fs::rename(&self.temp, &fin) {
-            if let Some(away) = &old {
-                let _ = std::fs::rename(away, &fin);
+            if let Err(e) = std::fs::rename(&temp, &fin) {
+                if let Some(away) = &old {
+                    let _ = std::fs::rename(away, &fin);
+                }
+                return Err(io_err(&fin)(e));
             }
-            return Err(io_err(&fin)(e));
-        }
+            Ok(old)
+        })?;
         self.done = true;
-        cleanup::unregister(&self.temp);
-        if let Some(p) = &self.created_parent {
-            cleanup::unregister(p);
-        }
+        let parent = fin.parent().filter(|p| !p.as_os_str().is_empty());
+        sync_dir(parent.unwrap_or(Path::new(".")))?;
         if let Some(away) = old {
             std::fs::remove_dir_all(&away).map_err(io_err(&away))?;
         }
+        trace::flush();
         Ok(())
     }
 }
@@ -300,18 +310,133 @@ pub fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
     safetensors::file_size(&plan.entries, dtype)
 }
 
+/// `fsync` an open file (every file of a model directory goes through here); `step` names it
+/// in the write trace.
+fn sync_file(file: &File, path: &Path, step: &'static str) -> Result<(), WriteError> {
+    let timer = trace::start();
+    file.sync_all().map_err(io_err(path))?;
+    timer.stop("sync", step, 0);
+    Ok(())
+}
+
+/// `fsync` a directory, so the entries created or renamed in it are on disk. A directory that
+/// cannot be opened for reading (mode `-wx`) or whose file system cannot sync directories is
+/// left as it is: nothing better can be done there, and the conversion should not fail for it.
+/// Directories cannot be opened (nor synced) as files on Windows; there this does nothing.
+fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+    #[cfg(unix)]
+    {
+        let timer = trace::start();
+        let Ok(handle) = File::open(dir) else {
+            return Ok(());
+        };
+        match handle.sync_all() {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) => {}
+            Err(e) => return Err(io_err(dir)(e)),
+        }
+        timer.stop("sync", "fsync_dir", 0);
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Write `text` to a new file at `path` and sync it.
 fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
-    std::fs::write(path, text).map_err(io_err(path))
+    let mut file = File::create(path).map_err(io_err(path))?;
+    file.write_all(text.as_bytes()).map_err(io_err(path))?;
+    sync_file(&file, path, "fsync")
 }
 
 /// Start writeback after this many bytes, so the final fsync has little left to wait for.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
-/// A file that asks the kernel to start writing its dirty pages to disk every
-/// `WRITEBACK_EVERY` (32 MiB) bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
-/// wait). The writeback work then happens on the writing thread while the converting thread
-/// carries on, instead of all at once inside the closing `fsync`. Durability still comes from
-/// that `fsync`; this only moves work earlier.
+/// model.safetensors while it is written: positioned writes from the converting threads, and
+/// a request to the kernel to start writing the settled part of the file to disk every
+/// [`WRITEBACK_EVERY`] bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
+/// wait). The disk then works while the tensors are still being converted, instead of all at
+/// once inside the closing `fsync`. Durability still comes from that `fsync`; this only moves
+/// work earlier.
+struct ModelFile {
+    file: File,
+    /// Where the last writeback request ended.
+    flushed: Mutex<u64>,
+    /// Serialises seek + write where there are no positioned writes.
+    #[cfg(not(unix))]
+    seek: Mutex<()>,
+}
+
+impl ModelFile {
+    fn new(file: File) -> Self {
+        ModelFile {
+            file,
+            flushed: Mutex::new(0),
+            #[cfg(not(unix))]
+            seek: Mutex::new(()),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, start: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let timer = trace::start();
+        // SAFETY: plain syscall on a file descriptor this struct owns; no memory is passed.
+        // A failure only means the work is left to fsync, which reports real I/O errors.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                start as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        timer.stop("worker", "sync_file_range", len);
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn start_writeback(&self, _start: u64, _len: u64) {}
+}
+
+impl safetensors::PositionedOutput for ModelFile {
+    #[cfg(unix)]
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset)
+    }
+
+    #[cfg(not(unix))]
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let _one_at_a_time = self.seek.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+
+    fn settled(&self, end: u64) {
+        let range = {
+            let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+            if end < *flushed + WRITEBACK_EVERY {
+                return;
+            }
+            let range = (*flushed, end - *flushed);
+            *flushed = end;
+            range
+        };
+        self.start_writeback(range.0, range.1);
+    }
+}
+
+/// A sequentially written file (the TF bundle writer's data shards; model.safetensors uses
+/// `ModelFile`) that asks the kernel to start writing its dirty pages to disk every
+/// `WRITEBACK_EVERY` (32 MiB) bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start,
+/// don't wait). The writeback work then happens while the writer carries on, instead of all at
+/// once inside the closing `fsync`. Durability still comes from that `fsync`; this only moves
+/// work earlier.
 pub struct EarlyWriteback {
     file: File,
     /// Bytes written so far, and where the last writeback request ended.
@@ -367,37 +492,61 @@ impl Write for EarlyWriteback {
 }
 
 /// Write model.safetensors, config.json and (with a tokenizer) vocab.txt, tokenizer.json,
-/// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
+/// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist), each file
+/// synced to disk, and then `dir` itself. The small files are written and synced on a thread
+/// of their own while the tensors are converted, so their syncs cost no time.
 pub fn write_model_files(
     dir: &Path,
     files: &ModelFiles<'_>,
-    source: &dyn TensorSource,
+    source: &(dyn TensorSource + Sync),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Written, WriteError> {
     let st_path = dir.join("model.safetensors");
     let file = File::create(&st_path).map_err(io_err(&st_path))?;
-    let mut out = BufWriter::with_capacity(1 << 20, EarlyWriteback::new(file));
-    let bytes = safetensors::write_safetensors(
-        &mut out,
-        &files.plan.entries,
-        source,
-        files.dtype,
-        progress,
-    )
-    .map_err(|e| match e {
-        WriteError::Io { error, .. } => WriteError::Io {
-            path: st_path.clone(),
-            error,
-        },
-        other => other,
-    })?;
-    let file = out
-        .into_inner()
-        .map_err(|e| io_err(&st_path)(e.into_error()))?
-        .file;
-    file.sync_all().map_err(io_err(&st_path))?;
-    drop(file);
+    let (model, small) = std::thread::scope(|scope| {
+        let small = scope.spawn(|| write_small_files(dir, files));
+        let model = write_model_file(file, &st_path, files, source, progress);
+        let small = small
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (model, small)
+    });
+    // The tensors' error first: it is what the files were for.
+    let bytes = model?;
+    small?;
+    // Every entry of `dir` exists now.
+    sync_dir(dir)?;
+    trace::flush();
+    Ok(Written {
+        tensors: files.plan.entries.len(),
+        bytes,
+    })
+}
 
+/// model.safetensors, written into `file` (at `path`) and synced. Returns its size.
+fn write_model_file(
+    file: File,
+    path: &Path,
+    files: &ModelFiles<'_>,
+    source: &(dyn TensorSource + Sync),
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, WriteError> {
+    let out = ModelFile::new(file);
+    let bytes =
+        safetensors::write_safetensors(&out, &files.plan.entries, source, files.dtype, progress)
+            .map_err(|e| match e {
+                WriteError::Io { error, .. } => WriteError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                },
+                other => other,
+            })?;
+    sync_file(&out.file, path, "fsync_model")?;
+    Ok(bytes)
+}
+
+/// config.json and the tokenizer files, each synced.
+fn write_small_files(dir: &Path, files: &ModelFiles<'_>) -> Result<(), WriteError> {
     write_text(
         &dir.join("config.json"),
         &config::to_json_text(files.config),
@@ -418,8 +567,5 @@ pub fn write_model_files(
             &config::to_json_text(&Tokenizer::special_tokens_map()),
         )?;
     }
-    Ok(Written {
-        tensors: files.plan.entries.len(),
-        bytes,
-    })
+    Ok(())
 }

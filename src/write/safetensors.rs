@@ -1,8 +1,9 @@
 //! Streaming safetensors writer.
 //!
-//! The header is computed from the plan alone (names, shapes, output dtype), then the tensors
-//! are read from the checkpoint one at a time, transposed and converted on the fly, and appended.
-//! Peak memory is about one tensor.
+//! The header is computed from the plan alone (names, shapes, output dtype), which fixes every
+//! tensor's offset; then the tensors are read from the checkpoint, transposed and converted on
+//! the fly and written at their offsets by two threads. Peak memory is about one large tensor
+//! per thread.
 //!
 //! The byte layout follows what the `safetensors` library (and so transformers'
 //! `save_pretrained`) produces for tensors of a single dtype: an 8-byte little-endian header
@@ -10,8 +11,8 @@
 //! (the order of their data), padded with spaces to a multiple of 8 bytes.
 
 use std::borrow::Cow;
-use std::io::Write;
-use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use half::{bf16, f16};
 use serde_json::{json, Map, Value};
@@ -19,7 +20,7 @@ use serde_json::{json, Map, Value};
 use crate::mapping::Entry;
 use crate::options::OutputDtype;
 
-use super::WriteError;
+use super::{trace, WriteError};
 
 /// safetensors dtype name.
 pub fn dtype_name(dtype: OutputDtype) -> &'static str {
@@ -102,14 +103,42 @@ pub fn transpose_map<S: Copy, D: Copy>(
     dst: &mut [D],
     f: impl Fn(S) -> D,
 ) {
+    transpose_columns_map(src, rows, cols, 0..cols, dst, f)
+}
+
+/// Rows `columns` of the transpose of the row-major `[rows, cols]` matrix `src` (that is, its
+/// columns), element-wise mapped: `dst[(c - columns.start) * rows + r] = f(src[r * cols + c])`.
+/// The same tiled walk as [`transpose_map`], restricted to a band of columns, so a large
+/// kernel's output can be produced (and written) a slice at a time.
+///
+/// Panics unless `src` holds `rows * cols` elements, `columns` lies within `0..cols` and `dst`
+/// holds `columns.len() * rows` elements.
+pub fn transpose_columns_map<S: Copy, D: Copy>(
+    src: &[S],
+    rows: usize,
+    cols: usize,
+    columns: std::ops::Range<usize>,
+    dst: &mut [D],
+    f: impl Fn(S) -> D,
+) {
     assert_eq!(src.len(), rows * cols, "transpose source size");
-    assert_eq!(dst.len(), rows * cols, "transpose destination size");
+    assert!(
+        columns.start <= columns.end && columns.end <= cols,
+        "transpose columns"
+    );
+    assert_eq!(
+        dst.len(),
+        columns.len() * rows,
+        "transpose destination size"
+    );
+    let first = columns.start;
     for r0 in (0..rows).step_by(TILE) {
         let r1 = (r0 + TILE).min(rows);
-        for c0 in (0..cols).step_by(TILE) {
-            let c1 = (c0 + TILE).min(cols);
+        for c0 in columns.clone().step_by(TILE) {
+            let c1 = (c0 + TILE).min(columns.end);
             for c in c0..c1 {
-                let column = &mut dst[c * rows + r0..c * rows + r1];
+                let at = (c - first) * rows;
+                let column = &mut dst[at + r0..at + r1];
                 for (k, d) in column.iter_mut().enumerate() {
                     *d = f(src[(r0 + k) * cols + c]);
                 }
@@ -161,6 +190,39 @@ pub fn convert_into<'o>(
         OutputDtype::F32 => map_into(src, transpose, bytemuck::cast_slice_mut(out), |b| b),
         OutputDtype::F16 => map_into(src, transpose, bytemuck::cast_slice_mut(out), to_f16),
         OutputDtype::Bf16 => map_into(src, transpose, bytemuck::cast_slice_mut(out), to_bf16),
+    }
+    &dst[..len]
+}
+
+/// Output rows `columns` of the transposed `[rows, cols]` f32 matrix `src` (little-endian
+/// bytes) as `dtype` bytes, in `dst` (grown when too small, never shrunk). Returns the filled
+/// part: the bytes of the output from element `columns.start * rows` on.
+pub fn convert_columns_into<'o>(
+    src: &[u8],
+    (rows, cols): (usize, usize),
+    columns: std::ops::Range<usize>,
+    dtype: OutputDtype,
+    dst: &'o mut Vec<u8>,
+) -> &'o [u8] {
+    let src: &[[u8; 4]] = bytemuck::cast_slice(src);
+    let len = columns.len() * rows * element_size(dtype) as usize;
+    if dst.len() < len {
+        dst.resize(len, 0);
+    }
+    let out = &mut dst[..len];
+    match dtype {
+        OutputDtype::F32 => {
+            let out: &mut [[u8; 4]] = bytemuck::cast_slice_mut(out);
+            transpose_columns_map(src, rows, cols, columns, out, |b| b)
+        }
+        OutputDtype::F16 => {
+            let out: &mut [[u8; 2]] = bytemuck::cast_slice_mut(out);
+            transpose_columns_map(src, rows, cols, columns, out, to_f16)
+        }
+        OutputDtype::Bf16 => {
+            let out: &mut [[u8; 2]] = bytemuck::cast_slice_mut(out);
+            transpose_columns_map(src, rows, cols, columns, out, to_bf16)
+        }
     }
     &dst[..len]
 }
@@ -301,41 +363,69 @@ impl TensorSource for crate::checkpoint::Checkpoint {
     }
 }
 
-/// Buffers in flight between the converting thread and the writing thread.
-const BUFFERS: usize = 4;
+/// Threads that convert and write tensors. Each takes the next tensor, reads and checks it,
+/// converts it and writes it at its place in the file, so no thread waits for another to hand
+/// over a buffer. Two keep both cores of the machine this was measured on busy; every further
+/// thread would add its buffers (about one large kernel plus one output slice) to the memory.
+const WORKERS: usize = 2;
 
-/// The converting side of the writer thread: hands out recycled buffers and sends filled
-/// ones (with their filled length) to be written.
-struct Pipe {
-    to_writer: SyncSender<(Vec<u8>, usize)>,
-    recycled: Receiver<Vec<u8>>,
-    made: usize,
-}
+/// Bytes of output produced per positioned write of a transposed tensor: the output buffer of
+/// a thread is this size, not the size of the largest kernel.
+pub const OUT_SLICE: usize = 2 << 20;
 
-/// The writer thread is gone (it failed; its error is the one to report).
-struct WriterGone;
+/// Where the file's bytes go: positioned writes, from several threads at once.
+pub trait PositionedOutput: Sync {
+    /// Write all of `bytes` at byte `offset` of the file.
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()>;
 
-impl Pipe {
-    fn buffer(&mut self) -> Result<Vec<u8>, WriterGone> {
-        if let Ok(buf) = self.recycled.try_recv() {
-            return Ok(buf);
-        }
-        if self.made < BUFFERS {
-            self.made += 1;
-            return Ok(Vec::new());
-        }
-        self.recycled.recv().map_err(|_| WriterGone)
-    }
-
-    fn send(&self, buf: Vec<u8>, len: usize) -> Result<(), WriterGone> {
-        self.to_writer.send((buf, len)).map_err(|_| WriterGone)
+    /// Every byte before `end` has been written and will not change again. Called repeatedly
+    /// as the written prefix grows, from any of the threads, so a later call may carry a
+    /// smaller `end` than an earlier one. The default does nothing.
+    fn settled(&self, end: u64) {
+        let _ = end;
     }
 }
 
-/// Why converting stopped: an error of its own, or the writer thread failed.
+/// One tensor's place in the file.
+struct Task<'e> {
+    entry: &'e Entry,
+    /// Absolute offset of its first output byte, and its output size.
+    offset: u64,
+    len: u64,
+}
+
+/// How far the tensors have been written: a tensor's bytes are written front to back, so the
+/// file is final up to the end of the written part of the first unfinished tensor.
+struct Settled {
+    /// Output bytes written so far, per task.
+    written: Vec<u64>,
+    /// The first task with bytes still to write.
+    first_open: usize,
+}
+
+/// What the threads share.
+struct Shared<'a> {
+    tasks: Vec<Task<'a>>,
+    /// The next task nobody has taken.
+    next: AtomicUsize,
+    /// Set when a thread fails: the others stop at their next piece.
+    stop: AtomicBool,
+    failure: Mutex<Option<WriteError>>,
+    settled: Mutex<Settled>,
+    /// Bytes written but not yet passed to the progress callback.
+    unreported: AtomicU64,
+    out: &'a dyn PositionedOutput,
+    /// File size: the end of the last tensor.
+    end: u64,
+}
+
+/// A thread stopped because another failed (its own work is abandoned, not wrong).
+struct Halted;
+
+/// Why a thread stopped early.
 enum Stop {
     Failed(WriteError),
-    WriterGone,
+    Halted,
 }
 
 impl From<WriteError> for Stop {
@@ -344,140 +434,247 @@ impl From<WriteError> for Stop {
     }
 }
 
-impl From<WriterGone> for Stop {
-    fn from(_: WriterGone) -> Self {
-        Stop::WriterGone
+impl From<Halted> for Stop {
+    fn from(_: Halted) -> Self {
+        Stop::Halted
     }
 }
 
-/// Read, check and convert every tensor in order, sending the output bytes down `pipe`.
-fn produce(
-    pipe: &mut Pipe,
-    entries: &[Entry],
-    source: &dyn TensorSource,
-    dtype: OutputDtype,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64, Stop> {
-    let mut written = 0u64;
-    let mut input = Vec::new();
-    for entry in entries {
-        let expected = entry.num_elements() * 4;
-        match transpose_shape(entry) {
-            None => {
-                let mut got = 0u64;
-                // The sink's own error type cannot carry "writer gone"; remember it here.
-                let mut gone = false;
-                let mut sink = |piece: &[u8]| {
-                    got += piece.len() as u64;
-                    if got > expected || piece.len() % 4 != 0 {
-                        return Err(size_error(entry, got));
-                    }
-                    let sent = pipe.buffer().and_then(|mut buf| {
-                        let len = match dtype {
-                            OutputDtype::F32 => {
-                                if buf.len() < piece.len() {
-                                    buf.resize(piece.len(), 0);
-                                }
-                                buf[..piece.len()].copy_from_slice(piece);
-                                piece.len()
-                            }
-                            _ => convert_into(piece, None, dtype, &mut buf).len(),
-                        };
-                        written += len as u64;
-                        progress(len as u64);
-                        pipe.send(buf, len)
-                    });
-                    sent.map_err(|WriterGone| {
-                        gone = true;
-                        WriteError::Io {
-                            path: "model.safetensors".into(),
-                            error: "the writer stopped".into(),
-                        }
-                    })
-                };
-                let read = source.f32_le_chunks(&entry.tf, COPY_CHUNK, &mut input, &mut sink);
-                if gone {
-                    return Err(Stop::WriterGone);
-                }
-                read?;
-                if got != expected {
-                    return Err(size_error(entry, got).into());
-                }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared<'_> {
+    fn halted(&self) -> Result<(), Halted> {
+        if self.stop.load(Ordering::Relaxed) {
+            Err(Halted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Remember the first failure and make every thread stop.
+    fn fail(&self, error: WriteError) {
+        lock(&self.failure).get_or_insert(error);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Write `bytes` of task `i` at `at` bytes into its output (pieces of a task come in
+    /// order), then tell the output how far the file is final.
+    fn put(&self, i: usize, bytes: &[u8], at: u64) -> Result<(), WriteError> {
+        let task = &self.tasks[i];
+        let timer = trace::start();
+        self.out
+            .write_all_at(bytes, task.offset + at)
+            .map_err(|e| WriteError::Io {
+                path: "model.safetensors".into(),
+                error: e.to_string(),
+            })?;
+        timer.stop("worker", "pwrite", bytes.len() as u64);
+        let end = {
+            let mut s = lock(&self.settled);
+            s.written[i] += bytes.len() as u64;
+            while s.first_open < self.tasks.len()
+                && s.written[s.first_open] == self.tasks[s.first_open].len
+            {
+                s.first_open += 1;
             }
-            Some(shape) => {
-                let src = source.f32_le_into(&entry.tf, &mut input)?;
-                if src.len() as u64 != expected {
-                    return Err(size_error(entry, src.len() as u64).into());
-                }
-                let mut buf = pipe.buffer()?;
-                let len = convert_into(src, Some(shape), dtype, &mut buf).len();
-                written += len as u64;
-                progress(len as u64);
-                pipe.send(buf, len)?;
+            match self.tasks.get(s.first_open) {
+                Some(open) => open.offset + s.written[s.first_open],
+                None => self.end,
+            }
+        };
+        self.out.settled(end);
+        self.unreported
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Take tasks until none are left (or another thread failed); `report` passes the bytes
+/// written so far to the progress callback (only the calling thread has one).
+fn work(
+    shared: &Shared<'_>,
+    source: &(dyn TensorSource + Sync),
+    dtype: OutputDtype,
+    report: &mut dyn FnMut(),
+) {
+    let mut input = Vec::new();
+    let mut output = Vec::new();
+    loop {
+        if shared.halted().is_err() {
+            return;
+        }
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        if i >= shared.tasks.len() {
+            return;
+        }
+        let timer = trace::start();
+        match write_tensor(shared, i, source, dtype, &mut input, &mut output, report) {
+            Ok(()) => timer.stop("worker", "tensor", shared.tasks[i].len),
+            Err(Stop::Halted) => return,
+            Err(Stop::Failed(e)) => {
+                shared.fail(e);
+                return;
             }
         }
     }
-    Ok(written)
 }
 
-/// Stream a complete safetensors file into `out`, calling `progress` with each chunk's size.
+/// Read, check, convert and write task `i`.
+fn write_tensor(
+    shared: &Shared<'_>,
+    i: usize,
+    source: &(dyn TensorSource + Sync),
+    dtype: OutputDtype,
+    input: &mut Vec<u8>,
+    output: &mut Vec<u8>,
+    report: &mut dyn FnMut(),
+) -> Result<(), Stop> {
+    let entry = shared.tasks[i].entry;
+    let expected = entry.num_elements() * 4;
+    let esize = element_size(dtype);
+    match transpose_shape(entry) {
+        None => {
+            let mut got = 0u64;
+            // The sink's error type cannot carry "halted"; remember it here.
+            let mut halted = false;
+            let mut sink = |piece: &[u8]| -> Result<(), WriteError> {
+                if shared.halted().is_err() {
+                    halted = true;
+                    return Err(WriteError::Io {
+                        path: "model.safetensors".into(),
+                        error: "stopped".into(),
+                    });
+                }
+                let at = got / 4 * esize;
+                got += piece.len() as u64;
+                if got > expected || piece.len() % 4 != 0 {
+                    return Err(size_error(entry, got));
+                }
+                let bytes = match dtype {
+                    OutputDtype::F32 => piece,
+                    _ => convert_into(piece, None, dtype, output),
+                };
+                shared.put(i, bytes, at)?;
+                report();
+                Ok(())
+            };
+            let read = source.f32_le_chunks(&entry.tf, COPY_CHUNK, input, &mut sink);
+            if halted {
+                return Err(Stop::Halted);
+            }
+            read?;
+            if got != expected {
+                return Err(size_error(entry, got).into());
+            }
+        }
+        Some((rows, cols)) => {
+            let timer = trace::start();
+            let src = source.f32_le_into(&entry.tf, input)?;
+            timer.stop("worker", "read", src.len() as u64);
+            if src.len() as u64 != expected {
+                return Err(size_error(entry, src.len() as u64).into());
+            }
+            let row_bytes = rows * esize as usize;
+            // Whole tiles per slice, at least one tile.
+            let per_slice = (OUT_SLICE / row_bytes.max(1) / TILE).max(1) * TILE;
+            for c0 in (0..cols).step_by(per_slice) {
+                shared.halted()?;
+                let c1 = (c0 + per_slice).min(cols);
+                let timer = trace::start();
+                let bytes = convert_columns_into(src, (rows, cols), c0..c1, dtype, output);
+                timer.stop("worker", "transpose", bytes.len() as u64);
+                shared.put(i, bytes, (c0 * row_bytes) as u64)?;
+                report();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write a complete safetensors file to `out`, calling `progress` with the sizes of the
+/// pieces written. Returns the file size.
 ///
-/// Tensors are read, checked and converted on the calling thread while a second thread writes
-/// the finished bytes, so the kernel's copy into the page cache overlaps the next tensor's
-/// work. Memory stays at a few buffers the size of the largest transposed tensor: copied
-/// tensors go through in [`COPY_CHUNK`] pieces. A tensor whose checksum fails is only detected
-/// after its pieces were written, so on any `Err` the caller must discard `out`'s destination
-/// (the staging directory does).
-pub fn write_safetensors<W: Write + Send>(
-    out: &mut W,
+/// `WORKERS` (two) threads (the calling one among them) each take the next tensor, read and check
+/// it, transpose and convert it and write it at its offset (known from the header), so reading,
+/// converting and the kernel's copy into the page cache of different tensors overlap without
+/// any thread waiting for another. Memory stays at a few buffers per thread: the largest
+/// transposed tensor's input, one [`OUT_SLICE`] of output, one [`COPY_CHUNK`] for copied
+/// tensors. A tensor whose checksum fails is only detected after its pieces were written, so on
+/// any `Err` the caller must discard the file (the staging directory does).
+pub fn write_safetensors(
+    out: &dyn PositionedOutput,
     entries: &[Entry],
-    source: &dyn TensorSource,
+    source: &(dyn TensorSource + Sync),
     dtype: OutputDtype,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, WriteError> {
     let (header, data_len) = header(entries, dtype);
-    let io = |e: std::io::Error| WriteError::Io {
+    let data_start = 8 + header.len() as u64;
+    let mut head = Vec::with_capacity(data_start as usize);
+    head.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    head.extend_from_slice(&header);
+    out.write_all_at(&head, 0).map_err(|e| WriteError::Io {
         path: "model.safetensors".into(),
         error: e.to_string(),
+    })?;
+    progress(data_start);
+    let mut offset = data_start;
+    let tasks: Vec<Task<'_>> = entries
+        .iter()
+        .map(|entry| {
+            let len = entry.num_elements() * element_size(dtype);
+            let task = Task { entry, offset, len };
+            offset += len;
+            task
+        })
+        .collect();
+    let shared = Shared {
+        settled: Mutex::new(Settled {
+            written: vec![0; tasks.len()],
+            first_open: 0,
+        }),
+        tasks,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        unreported: AtomicU64::new(0),
+        out,
+        end: data_start + data_len,
     };
-    out.write_all(&(header.len() as u64).to_le_bytes())
-        .map_err(io)?;
-    out.write_all(&header).map_err(io)?;
-    progress(8 + header.len() as u64);
-    let (to_writer, filled) = sync_channel::<(Vec<u8>, usize)>(BUFFERS);
-    let (give_back, recycled) = channel::<Vec<u8>>();
-    let (produced, wrote) = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> std::io::Result<()> {
-            for (buf, len) in filled {
-                out.write_all(&buf[..len])?;
-                // The converting side may be finished and gone; nothing to recycle then.
-                let _ = give_back.send(buf);
-            }
-            Ok(())
-        });
-        let mut pipe = Pipe {
-            to_writer,
-            recycled,
-            made: 0,
-        };
-        let produced = produce(&mut pipe, entries, source, dtype, progress);
-        drop(pipe); // closes the channel: the writer drains it and ends
-        let wrote = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (produced, wrote)
-    });
-    let written = match (produced, wrote) {
-        (Ok(written), Ok(())) => written,
-        (_, Err(e)) => return Err(io(e)),
-        (Err(Stop::Failed(e)), Ok(())) => return Err(e),
-        // Not expected: the writer only ends early on an error.
-        (Err(Stop::WriterGone), Ok(())) => {
-            return Err(io(std::io::Error::other("the writer thread stopped early")))
+    let mut report = || {
+        let n = shared.unreported.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            progress(n);
         }
     };
-    debug_assert_eq!(written, data_len);
-    Ok(8 + header.len() as u64 + written)
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..WORKERS)
+            .map(|_| scope.spawn(|| work(&shared, source, dtype, &mut || {})))
+            .collect();
+        work(&shared, source, dtype, &mut report);
+        for helper in helpers {
+            helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+    });
+    report();
+    if let Some(error) = shared
+        .failure
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        return Err(error);
+    }
+    let settled = shared
+        .settled
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Every task either finished or failed; no failure means every byte is written.
+    assert_eq!(settled.first_open, shared.tasks.len(), "unwritten tensors");
+    Ok(shared.end)
 }
 
 #[cfg(test)]
@@ -679,6 +876,224 @@ mod tests {
             assert_eq!(f32_to_f16_bits(x), h, "f16 of {x:e}");
             assert_eq!(f32_to_bf16_bits(x), b, "bf16 of {x:e}");
         }
+    }
+
+    /// Any band of columns of the tiled transpose is the matching slice of the whole
+    /// transpose, for bands that do and do not start or end on a tile edge.
+    #[test]
+    fn column_bands_of_the_transpose_are_slices_of_the_whole() {
+        for (rows, cols) in [
+            (7, 13),
+            (3 * TILE + 5, 5 * TILE + 3),
+            (1, 20),
+            (20, 1),
+            (4, 0),
+        ] {
+            let src: Vec<u32> = (0..(rows * cols) as u32).map(|x| x * 3 + 2).collect();
+            let mut whole = vec![0u32; rows * cols];
+            transpose_map(&src, rows, cols, &mut whole, |x| x);
+            for (a, b) in [
+                (0, cols),
+                (0, cols / 2),
+                (cols / 2, cols),
+                (1, cols.max(1) - 1),
+            ] {
+                if a > b {
+                    continue;
+                }
+                let mut band = vec![0u32; (b - a) * rows];
+                transpose_columns_map(&src, rows, cols, a..b, &mut band, |x| x);
+                assert_eq!(
+                    band,
+                    whole[a * rows..b * rows],
+                    "[{rows}, {cols}] columns {a}..{b}"
+                );
+            }
+        }
+    }
+
+    /// A tensor source held in memory; names listed in `broken` fail to read.
+    struct MemorySource {
+        tensors: std::collections::HashMap<String, Vec<u8>>,
+        broken: Vec<String>,
+    }
+
+    impl TensorSource for MemorySource {
+        fn f32_le_bytes(&self, tf_name: &str) -> Result<Cow<'_, [u8]>, WriteError> {
+            if self.broken.iter().any(|b| b == tf_name) {
+                return Err(WriteError::Read {
+                    tensor: tf_name.into(),
+                    error: "broken on purpose".into(),
+                });
+            }
+            Ok(Cow::Borrowed(&self.tensors[tf_name]))
+        }
+    }
+
+    /// A file in memory that checks, at every `settled(end)`, that the first `end` bytes are
+    /// already the final ones, and can refuse writes past `fail_from`.
+    struct MemoryFile<'a> {
+        bytes: Mutex<Vec<u8>>,
+        expected: &'a [u8],
+        settled_early: AtomicBool,
+        settled_max: AtomicU64,
+        fail_from: u64,
+    }
+
+    impl PositionedOutput for MemoryFile<'_> {
+        fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+            if offset + bytes.len() as u64 > self.fail_from {
+                return Err(std::io::Error::other("no space left (test)"));
+            }
+            let mut file = self.bytes.lock().unwrap();
+            let end = offset as usize + bytes.len();
+            if file.len() < end {
+                file.resize(end, 0);
+            }
+            file[offset as usize..end].copy_from_slice(bytes);
+            Ok(())
+        }
+
+        fn settled(&self, end: u64) {
+            let file = self.bytes.lock().unwrap();
+            let end = end as usize;
+            if end > file.len() || file[..end] != self.expected[..end] {
+                self.settled_early.store(true, Ordering::Relaxed);
+            }
+            self.settled_max.fetch_max(end as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn memory_file(expected: &[u8], fail_from: u64) -> MemoryFile<'_> {
+        MemoryFile {
+            bytes: Mutex::new(Vec::new()),
+            expected,
+            settled_early: AtomicBool::new(false),
+            settled_max: AtomicU64::new(0),
+            fail_from,
+        }
+    }
+
+    fn named(name: &str, transform: Transform, tf_shape: &[u64]) -> Entry {
+        Entry {
+            tf: format!("tf/{name}"),
+            hf: name.into(),
+            ..entry(transform, tf_shape)
+        }
+    }
+
+    /// Tensors of every kind the writer treats differently: copied ones larger than a copy
+    /// chunk, transposed ones larger than an output slice, small and empty ones.
+    fn mixed_tensors() -> (Vec<Entry>, MemorySource) {
+        let entries = vec![
+            named("a.bias", Transform::Copy, &[3]),
+            named(
+                "b.big_copy",
+                Transform::Copy,
+                &[(COPY_CHUNK / 4) as u64 * 2 + 5, 1],
+            ),
+            named("c.empty", Transform::Copy, &[0, 4]),
+            named("d.kernel", Transform::Transpose, &[600, 1000]),
+            named("e.odd_kernel", Transform::Transpose, &[13, 9]),
+            named("f.wide_kernel", Transform::Transpose, &[2, 300_001]),
+            named("g.norm", Transform::Copy, &[8]),
+        ];
+        let mut x = 0x2545_f491_u32;
+        let tensors = entries
+            .iter()
+            .map(|e| {
+                let values: Vec<f32> = (0..e.num_elements())
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        (x as f32 / u32::MAX as f32 - 0.5) * 70_000.0
+                    })
+                    .collect();
+                (e.tf.clone(), bytes(&values))
+            })
+            .collect();
+        let source = MemorySource {
+            tensors,
+            broken: Vec::new(),
+        };
+        (entries, source)
+    }
+
+    /// The file as the definition gives it: length, header, then every tensor converted on its
+    /// own, back to back.
+    fn sequential_file(entries: &[Entry], source: &MemorySource, dtype: OutputDtype) -> Vec<u8> {
+        let (head, _) = header(entries, dtype);
+        let mut file = (head.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(&head);
+        for e in entries {
+            let src = source.f32_le_bytes(&e.tf).unwrap();
+            file.extend_from_slice(&convert_tensor(e, src, dtype).unwrap());
+        }
+        file
+    }
+
+    /// The threaded, positioned writer gives exactly the sequential file for every output
+    /// dtype, reports every byte to `progress`, and only ever declares a prefix settled once
+    /// those bytes are final.
+    #[test]
+    fn threaded_writer_gives_the_sequential_file() {
+        let (entries, source) = mixed_tensors();
+        for dtype in [OutputDtype::F32, OutputDtype::F16, OutputDtype::Bf16] {
+            let want = sequential_file(&entries, &source, dtype);
+            assert_eq!(want.len() as u64, file_size(&entries, dtype));
+            let file = memory_file(&want, u64::MAX);
+            let mut reported = 0u64;
+            let size =
+                write_safetensors(&file, &entries, &source, dtype, &mut |n| reported += n).unwrap();
+            assert_eq!(size, want.len() as u64);
+            assert_eq!(reported, size, "{dtype:?}");
+            assert!(
+                *file.bytes.lock().unwrap() == want,
+                "{dtype:?}: bytes differ"
+            );
+            assert!(!file.settled_early.load(Ordering::Relaxed), "{dtype:?}");
+            assert_eq!(file.settled_max.load(Ordering::Relaxed), size, "{dtype:?}");
+        }
+    }
+
+    /// A tensor that cannot be read fails the whole write with that tensor's error (the other
+    /// thread stops instead of finishing or hanging).
+    #[test]
+    fn a_failed_read_fails_the_write() {
+        let (entries, mut source) = mixed_tensors();
+        source.broken.push("tf/d.kernel".into());
+        let want = sequential_file(&entries, &source_without_breaks(&source), OutputDtype::F32);
+        let file = memory_file(&want, u64::MAX);
+        let err =
+            write_safetensors(&file, &entries, &source, OutputDtype::F32, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Read { tensor, .. } if tensor == "tf/d.kernel"),
+            "{err}"
+        );
+        assert!(!file.settled_early.load(Ordering::Relaxed));
+        assert!(file.settled_max.load(Ordering::Relaxed) < want.len() as u64);
+    }
+
+    fn source_without_breaks(source: &MemorySource) -> MemorySource {
+        MemorySource {
+            tensors: source.tensors.clone(),
+            broken: Vec::new(),
+        }
+    }
+
+    /// A write the file refuses (disk full) fails the whole write with the I/O error.
+    #[test]
+    fn a_failed_write_fails_the_write() {
+        let (entries, source) = mixed_tensors();
+        let want = sequential_file(&entries, &source, OutputDtype::F16);
+        let file = memory_file(&want, want.len() as u64 / 2);
+        let err =
+            write_safetensors(&file, &entries, &source, OutputDtype::F16, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Io { error, .. } if error.contains("no space left (test)")),
+            "{err}"
+        );
     }
 
     #[test]
