@@ -452,7 +452,7 @@ impl CardContext<'_> {
         }
     }
 
-    /// Write `dir/README.md` (through a temporary file renamed over it).
+    /// Write `dir/README.md` durably (through a synced temporary file renamed over it).
     fn write(
         &self,
         dir: &Path,
@@ -476,22 +476,7 @@ impl CardContext<'_> {
             parity,
         };
         let text = card::model_card(&facts, env!("CARGO_PKG_VERSION"));
-        let tmp = dir.join(".README.md.tmp");
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| WriteError::Io {
-                path,
-                error: e.to_string(),
-            }
-        };
-        let readme = dir.join("README.md");
-        let result = std::fs::write(&tmp, text)
-            .map_err(io(&tmp))
-            .and_then(|()| std::fs::rename(&tmp, &readme).map_err(io(&readme)));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        write::replace_text(&dir.join("README.md"), &text)
     }
 }
 

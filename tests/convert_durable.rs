@@ -43,7 +43,7 @@ fn traced_convert(model: &str, dir: &Path) -> Vec<(String, String, u64, u64)> {
         .arg("--quiet")
         .assert()
         .success();
-    // The tied fixture comes with a vocab.txt: all six files are written per model.
+    // The tied fixture comes with a vocab.txt: all seven files are written per model.
     let kinds: &[&str] = if model == "both" {
         &["discriminator", "generator"]
     } else {
@@ -57,6 +57,7 @@ fn traced_convert(model: &str, dir: &Path) -> Vec<(String, String, u64, u64)> {
             "tokenizer.json",
             "tokenizer_config.json",
             "special_tokens_map.json",
+            "README.md",
         ] {
             assert!(out.join(kind).join(file).is_file(), "{kind}/{file}");
         }
@@ -69,11 +70,12 @@ fn one_model_syncs_every_file_and_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let spans = traced_convert("discriminator", tmp.path());
     assert_eq!(count(&spans, "fsync_model"), 1);
-    // config.json, vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json
-    assert_eq!(count(&spans, "fsync"), 5);
-    // the model directory once its files exist; the staging directory before the rename (the
-    // same directory here); the parent after it
-    assert_eq!(count(&spans, "fsync_dir"), 3);
+    // config.json, vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+    // README.md (the model card)
+    assert_eq!(count(&spans, "fsync"), 6);
+    // the model directory once its files exist, again once the model card is renamed into it;
+    // the staging directory before the rename (the same directory here); the parent after it
+    assert_eq!(count(&spans, "fsync_dir"), 4);
     // The model file is synced after its last byte was written, and the parent directory
     // last of all.
     let last_write = spans
@@ -93,7 +95,8 @@ fn both_models_sync_every_file_and_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let spans = traced_convert("both", tmp.path());
     assert_eq!(count(&spans, "fsync_model"), 2);
-    assert_eq!(count(&spans, "fsync"), 10);
-    // discriminator/ and generator/, the staging directory holding them, the parent
-    assert_eq!(count(&spans, "fsync_dir"), 4);
+    assert_eq!(count(&spans, "fsync"), 12);
+    // discriminator/ and generator/ (each after its files and after its model card), the
+    // staging directory holding them, the parent
+    assert_eq!(count(&spans, "fsync_dir"), 6);
 }

@@ -353,6 +353,27 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
     sync_file(&file, path, "fsync")
 }
 
+/// Put `text` at `path` durably and atomically: a synced temporary file beside it is renamed over
+/// it and the directory is synced, so a reader (or a crash) sees the old file or the new one,
+/// never a half-written one. The model card goes through here.
+pub fn replace_text(path: &Path, text: &str) -> Result<(), WriteError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = write_text(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err(path)))
+        .and_then(|()| sync_dir(dir));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Start writeback after this many bytes, so the final fsync has little left to wait for.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
