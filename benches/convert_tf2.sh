@@ -3,7 +3,7 @@
 # checkpoint (einsum kernels, object-graph resolution) side by side with the Google TF1 one of the
 # same sizes, interleaved in one run, warm cache.
 #
-#   MG_PYTHON=/work/venvs/mg/bin/python PYTHON=/path/to/tf1/python BENCH_DATA=bench-data \
+#   MG_PYTHON=.venv-modelgarden/bin/python PYTHON=/path/to/tf1/python BENCH_DATA=bench-data \
 #     RUNS=5 bash benches/convert_tf2.sh
 #
 # The TF1 checkpoint comes from benches/make_base_checkpoint.py (PYTHON), the Model Garden one from

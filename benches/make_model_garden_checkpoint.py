@@ -9,7 +9,7 @@ Sizes match benches/make_base_checkpoint.py's Google TF1 base checkpoint: vocab 
 12 layers of 12 heads, FFN 3072, 512 positions; generator hidden 256 (4 heads), FFN 1024, 12 layers,
 projecting the shared 768-wide word table. Weights are seeded random normals.
 
-    /work/venvs/mg/bin/python benches/make_model_garden_checkpoint.py bench-data/model-garden
+    .venv-modelgarden/bin/python benches/make_model_garden_checkpoint.py bench-data/model-garden
 """
 
 import os
