@@ -388,7 +388,12 @@ impl HfWeights {
         let start = out.len();
         if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
             // The stored bytes are the values: read them into the f32 buffer itself.
-            out.resize(start + count, 0.0);
+            if out.is_empty() {
+                // Zeroed pages straight from the allocator (calloc), not a memset.
+                *out = vec![0.0; count];
+            } else {
+                out.resize(start + count, 0.0);
+            }
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[start..]);
             return read_exact_at(&wf.file, bytes, offset).map_err(failed);
         }
@@ -482,10 +487,8 @@ impl WeightProvider for HfWeights {
         let base = self.base(param);
         let weight = self.load(&format!("{base}.weight"), &[d_out, d_in])?;
         let bias = self.load(&format!("{base}.bias"), &[d_out])?;
-        let kernel = weight
-            .t()
-            .and_then(|t| t.contiguous())
-            .map_err(super::model::candle_error)?;
+        // A transposed view, not a copy: the matmul reads it through its strides.
+        let kernel = weight.t().map_err(super::model::candle_error)?;
         Ok(Dense { kernel, bias })
     }
 

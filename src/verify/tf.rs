@@ -79,14 +79,12 @@ impl TfVariables for Checkpoint {
     }
 
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError> {
-        let mut values =
-            Vec::with_capacity(self.get(name).map_or(0, |i| i.num_elements() as usize));
-        let mut buf = Vec::new();
-        self.read_f32_chunks(name, PIECE, &mut buf, |_, piece| {
-            values.extend_from_slice(piece);
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .map_err(|e| checkpoint_error(self, e))?;
+        let mut values = Vec::new();
+        self.read_f32_into(name, &mut Vec::new(), &mut values)
+            .map_err(|e| VerifyError::Checkpoint {
+                path: self.prefix().to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(values)
     }
 
