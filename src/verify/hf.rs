@@ -505,3 +505,37 @@ impl WeightProvider for HfWeights {
         self.load(&key, &[len])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// The byte-range reader converts half-precision and f64 weights exactly as candle's
+    /// `to_dtype(F32)` did when the file was memory-mapped: every f16 and bf16 bit pattern, and
+    /// f64 values that round.
+    #[test]
+    fn decoding_equals_candles_conversion() {
+        let halves: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        for (dtype, candle_dtype) in [(Dtype::F16, DType::F16), (Dtype::BF16, DType::BF16)] {
+            let mut ours = Vec::new();
+            decode_into(dtype, &halves, &mut ours);
+            let theirs = Tensor::from_raw_buffer(&halves, candle_dtype, &[1 << 16], &Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t.to_vec1::<f32>())
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&theirs), "{dtype:?}");
+        }
+        let doubles = [0.1f64, -1e-40, 3.4e38, 1e300, f64::NAN, 1.0 + f64::EPSILON];
+        let bytes: Vec<u8> = doubles.iter().flat_map(|d| d.to_le_bytes()).collect();
+        let mut ours = Vec::new();
+        decode_into(Dtype::F64, &bytes, &mut ours);
+        let theirs = Tensor::from_raw_buffer(&bytes, DType::F64, &[doubles.len()], &Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&ours), bits(&theirs));
+    }
+}
