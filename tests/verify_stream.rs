@@ -16,8 +16,11 @@ const TOL: Tolerance = Tolerance {
     rtol: 1e-4,
 };
 
+/// One output's numbers: name, max abs and max rel diff (bits), mismatches, worst index.
+type Numbers = (String, u64, u64, usize, Option<Vec<usize>>);
+
 /// Everything numeric a report says, to compare two runs exactly.
-fn numbers(report: &ParityReport) -> Vec<(String, u64, u64, usize, Option<Vec<usize>>)> {
+fn numbers(report: &ParityReport) -> Vec<Numbers> {
     report
         .outputs
         .iter()
