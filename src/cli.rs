@@ -156,6 +156,23 @@ pub struct ConvertArgs {
     #[arg(long)]
     pub uncased: bool,
 
+    /// Strip accents when tokenizing: write strip_accents = true (default: inferred; a cased
+    /// vocabulary keeps accents, a lowercase one with accented letters too).
+    #[arg(long, conflicts_with = "no_strip_accents")]
+    pub strip_accents: bool,
+
+    /// Keep accents when tokenizing: write strip_accents = false (ELECTRA's --no-strip-accents).
+    #[arg(long)]
+    pub no_strip_accents: bool,
+
+    /// Do not write README.md (the model card).
+    #[arg(long)]
+    pub no_model_card: bool,
+
+    /// License for the model card's front matter, a Hub identifier such as apache-2.0 (default: none stated).
+    #[arg(long, value_name = "ID", value_parser = parse_license)]
+    pub license: Option<String>,
+
     /// Replace a non-empty output directory.
     #[arg(long)]
     pub force: bool,
@@ -201,6 +218,14 @@ impl ConvertArgs {
                 (_, true) => Some(true),
                 _ => None,
             },
+            strip_accents: match (self.strip_accents, self.no_strip_accents) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            model_card: !self.no_model_card,
+            license: self.license.clone(),
+            invocation: None,
             force: self.force,
             verify: self.verify,
             reference: self.reference.clone(),
@@ -308,6 +333,13 @@ pub struct BatchArgs {
     /// No progress bars, no per-job `ok` lines or notes (failures are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--license`: a Hub license identifier (anything else is a usage error, exit 2).
+fn parse_license(text: &str) -> Result<String, String> {
+    crate::write::card::check_license(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--atol` / `--rtol`: a finite number >= 0 (anything else is a usage error, exit 2).

@@ -10,7 +10,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::mapping::{self, MappingError, Plan, SkipCategory, SourceVar};
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::{self, ParityReport, VerifyError};
-use crate::write::{self, config, ModelFiles, Staging, Tokenizer, WriteError};
+use crate::write::tokenizer::{DecisionSource, TokenizerChoices};
+use crate::write::{self, card, config, ModelFiles, Staging, Tokenizer, WriteError};
 
 /// Receives progress of a conversion. Every method has an empty default, so an implementation
 /// picks what it shows; [`NoProgress`] shows nothing. The library never prints.
@@ -142,9 +143,51 @@ pub struct ConvertedModel {
     /// The vocabulary shipped with the model, if any.
     pub vocab: Option<PathBuf>,
     pub do_lower_case: Option<bool>,
+    /// The tokenizer decisions and where each came from (with a vocabulary).
+    pub tokenizer: Option<TokenizerDecisions>,
     /// Parity reports of the checkpoint check and the reference check, in that order; empty
     /// when neither was asked for. A failed check is reported here, not as an error.
     pub verify: Vec<ParityReport>,
+}
+
+/// One tokenizer decision: its value and what settled it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Decision {
+    pub value: bool,
+    pub from: DecisionSource,
+}
+
+/// The tokenizer settings written to tokenizer_config.json and tokenizer.json's normalizer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TokenizerDecisions {
+    /// Tokens in the vocabulary.
+    pub tokens: usize,
+    pub do_lower_case: Decision,
+    pub strip_accents: Decision,
+    pub tokenize_chinese_chars: Decision,
+    /// The decisions in words, as the text summary prints them.
+    pub summary: String,
+}
+
+impl TokenizerDecisions {
+    fn of(t: &Tokenizer) -> TokenizerDecisions {
+        TokenizerDecisions {
+            tokens: t.len(),
+            do_lower_case: Decision {
+                value: t.do_lower_case,
+                from: t.casing_from,
+            },
+            strip_accents: Decision {
+                value: t.strip_accents,
+                from: t.accents_from,
+            },
+            tokenize_chinese_chars: Decision {
+                value: t.tokenize_chinese_chars,
+                from: t.chinese_chars_from,
+            },
+            summary: t.describe(),
+        }
+    }
 }
 
 /// The checkpoint's variables as the mapping sees them (`map`, `convert` and `verify` plan from
@@ -193,6 +236,9 @@ pub fn convert(
     if let Some((name, value)) = options.tolerance.invalid() {
         return Err(ConvertError::BadTolerance { name, value });
     }
+    if let Some(license) = &options.license {
+        card::check_license(license)?;
+    }
     if let Some(reference) = &options.reference {
         // An unusable reference file stops the run before anything is written.
         verify::check_reference(reference).map_err(|e| ConvertError::Reference(Box::new(e)))?;
@@ -216,7 +262,8 @@ pub fn convert(
     for plan in &plans {
         let value = match &options.config {
             Some(path) => {
-                let (value, notes) = config::from_user_file(path, plan, options.num_heads)?;
+                let (value, notes) =
+                    config::from_user_file(path, plan, options.num_heads, options.dtype)?;
                 warnings.extend(notes);
                 value
             }
@@ -251,6 +298,18 @@ pub fn convert(
         .sum();
     progress.begin(total);
 
+    // A checkpoint without a readable global_step simply has none on the card.
+    let global_step = ckpt
+        .get("global_step")
+        .and_then(|_| ckpt.read_i64_scalar("global_step").ok());
+    let card_context = CardContext {
+        options,
+        global_step,
+        tokenizer: tokenizer.as_ref(),
+        both: options.model == ModelKind::Both,
+        cwd: std::env::current_dir().unwrap_or_default(),
+    };
+
     let staging = Staging::begin(&options.output, options.force)?;
     let both = options.model == ModelKind::Both;
     let mut outputs = Vec::with_capacity(plans.len());
@@ -277,6 +336,11 @@ pub fn convert(
         };
         let written = write::write_model_files(&dir, &files, &ckpt, &mut |n| progress.advance(n))
             .map_err(|e| staging.attribute(e))?;
+        if options.model_card {
+            card_context
+                .write(&dir, plan, cfg, &written, &[])
+                .map_err(|e| staging.attribute(e))?;
+        }
         outputs.push(ConvertedModel {
             kind: plan.kind,
             class: plan.class,
@@ -292,16 +356,30 @@ pub fn convert(
             task_heads: plan.task_heads.clone(),
             vocab: tokenizer.as_ref().map(|t| t.vocab.clone()),
             do_lower_case: tokenizer.as_ref().map(|t| t.do_lower_case),
+            tokenizer: tokenizer.as_ref().map(TokenizerDecisions::of),
             verify: Vec::new(),
         });
     }
     staging.commit()?;
     // Checks run on the committed directories: a failed check deletes nothing, it is reported
     // (verify[..].passed == false) and the caller decides what that means.
-    for m in &mut outputs {
+    for (i, m) in outputs.iter_mut().enumerate() {
         if options.verify || options.reference.is_some() {
             progress.stage(&format!("verifying {}", m.directory.display()));
             m.verify = run_checks(options, &m.directory, m.class, both)?;
+            if options.model_card && !m.verify.is_empty() {
+                // The card gains the results; README.md is replaced by rename, never half-written.
+                let lines: Vec<card::ParityLine> = m
+                    .verify
+                    .iter()
+                    .map(|r| card_context.parity_line(r))
+                    .collect();
+                let written = write::Written {
+                    tensors: m.tensors,
+                    bytes: m.bytes,
+                };
+                card_context.write(&m.directory, &plans[i], &configs[i], &written, &lines)?;
+            }
         }
     }
     if let Some(reference) = &options.reference {
@@ -316,6 +394,69 @@ pub fn convert(
         }
     }
     Ok(ConvertOutcome { outputs, warnings })
+}
+
+/// What every model card of one run shares.
+struct CardContext<'a> {
+    options: &'a ConvertOptions,
+    global_step: Option<i64>,
+    tokenizer: Option<&'a Tokenizer>,
+    both: bool,
+    cwd: PathBuf,
+}
+
+impl CardContext<'_> {
+    fn parity_line(&self, r: &ParityReport) -> card::ParityLine {
+        card::ParityLine {
+            mode: r.mode.clone(),
+            against: card::display_path(&r.against, &self.cwd),
+            outputs: r
+                .outputs
+                .iter()
+                .map(|(name, c)| (name.clone(), c.max_abs_diff))
+                .collect(),
+            atol: r.tolerance.atol,
+            rtol: r.tolerance.rtol,
+            passed: r.passed,
+        }
+    }
+
+    /// Write `dir/README.md` (through a temporary file renamed over it).
+    fn write(
+        &self,
+        dir: &Path,
+        plan: &Plan,
+        cfg: &serde_json::Value,
+        written: &write::Written,
+        parity: &[card::ParityLine],
+    ) -> Result<(), WriteError> {
+        let facts = card::CardFacts {
+            plan,
+            num_attention_heads: cfg["num_attention_heads"].as_u64().unwrap_or(0),
+            checkpoint: card::display_path(&self.options.checkpoint, &self.cwd),
+            global_step: self.global_step,
+            dtype: self.options.dtype,
+            tensors: written.tensors,
+            bytes: written.bytes,
+            tokenizer: self.tokenizer.map(|t| (t.len(), t.describe())),
+            invocation: self.options.invocation.clone(),
+            both: self.both,
+            license: self.options.license.as_deref(),
+            parity,
+        };
+        let text = card::model_card(&facts, env!("CARGO_PKG_VERSION"));
+        let tmp = dir.join(".README.md.tmp");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| WriteError::Io {
+                path,
+                error: e.to_string(),
+            }
+        };
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        let readme = dir.join("README.md");
+        std::fs::rename(&tmp, &readme).map_err(io(&readme))
+    }
 }
 
 /// The parity checks the options ask for, run on a freshly written directory.
@@ -374,11 +515,21 @@ fn load_tokenizer(
         warnings.push(format!(
             "no vocab.txt in {} or its parent directory, so no tokenizer files were written; pass --vocab FILE to include one{}",
             dir.display(),
-            if lower.is_some() { " (--cased/--uncased had no effect)" } else { "" }
+            if lower.is_some() || options.strip_accents.is_some() {
+                " (--cased/--uncased/--strip-accents/--no-strip-accents had no effect)"
+            } else {
+                ""
+            }
         ));
         return Ok(None);
     };
-    let tok = Tokenizer::load(&vocab, lower)?;
+    let tok = Tokenizer::load(
+        &vocab,
+        TokenizerChoices {
+            lower,
+            strip_accents: options.strip_accents,
+        },
+    )?;
     let vocab_size = plans[0].dims.vocab_size;
     let n = tok.len() as u64;
     if n > vocab_size {
@@ -397,9 +548,10 @@ fn load_tokenizer(
     let missing = tok.missing_specials();
     if !missing.is_empty() {
         warnings.push(format!(
-            "vocabulary {} lacks the special token(s) {}; the tokenizer will not find them",
+            "vocabulary {} lacks the special token(s) {}; tokenizer.json adds them after the last vocabulary id (ids {} on), as transformers 5 does, and the model has no embedding for ids >= {vocab_size}",
             vocab.display(),
-            missing.join(", ")
+            missing.join(", "),
+            n
         ));
     }
     Ok(Some(tok))

@@ -89,6 +89,16 @@ pub struct ConvertOptions {
     /// `Some(true)`: the vocabulary is uncased (`do_lower_case = true`); `Some(false)`: cased;
     /// `None`: inferred from the vocabulary.
     pub lower_case: Option<bool>,
+    /// `Some(true)`: strip accents (`strip_accents = true`); `Some(false)`: keep them; `None`:
+    /// inferred (a cased tokenizer keeps them; a lowercase vocabulary with accented letters was
+    /// built without stripping).
+    pub strip_accents: Option<bool>,
+    /// Write README.md, the model card, into each output directory.
+    pub model_card: bool,
+    /// A Hub license identifier for the model card's front matter (e.g. `apache-2.0`).
+    pub license: Option<String>,
+    /// How this conversion was asked for (a command line, a batch job), quoted in the model card.
+    pub invocation: Option<String>,
     /// Replace a non-empty output directory.
     pub force: bool,
     /// After writing, check the converted model against the checkpoint's own weights.
@@ -116,6 +126,10 @@ impl ConvertOptions {
             num_heads: None,
             vocab: None,
             lower_case: None,
+            strip_accents: None,
+            model_card: true,
+            license: None,
+            invocation: None,
             force: false,
             verify: false,
             reference: None,

@@ -250,6 +250,56 @@ fn user_config_is_validated_against_shapes() {
     assert!(leftovers(tmp.path()).is_empty());
 }
 
+/// Regression (#10): `--config` used to write only the user's fields, so a file without
+/// `model_type` gave a config.json that `AutoModelForPreTraining` refuses. Now the output is
+/// what transformers 4.57.6's `save_pretrained` writes for a model built from that file
+/// (fixtures/gen_config.py), byte for byte: every default field, `model_type: "electra"`,
+/// the user's values (gelu_new, dropout 0, extra BERT keys) in place, PretrainedConfig
+/// defaults and `_name_or_path` left out, `architectures`/`dtype`/`transformers_version` ours.
+#[test]
+fn user_config_is_completed_as_transformers_writes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = root().join("fixtures/hfdir/config");
+    for name in ["no_model_type", "sizes_only", "legacy"] {
+        let user = dir.join(format!("{name}.json"));
+        let out = tmp.path().join(name);
+        let run = convert(
+            "tied",
+            "discriminator",
+            &out,
+            &["--config", user.to_str().unwrap()],
+        )
+        .success();
+        let got = std::fs::read_to_string(out.join("config.json")).unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
+        assert_eq!(got, want, "{name}");
+        assert_eq!(read_json(&out.join("config.json"))["model_type"], "electra");
+        if name == "legacy" {
+            let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+            assert!(stderr.contains("ElectraForMaskedLM"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn user_config_of_another_model_type_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let user = root().join("fixtures/hfdir/config/bert.json");
+    let out = tmp.path().join("bert");
+    convert(
+        "tied",
+        "discriminator",
+        &out,
+        &["--config", user.to_str().unwrap()],
+    )
+    .failure()
+    .code(1)
+    .stderr(predicate::str::contains("model_type is \"bert\""))
+    .stderr(predicate::str::contains("\"electra\""));
+    assert!(!out.exists());
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
 #[test]
 fn num_heads_flag() {
     let tmp = tempfile::tempdir().unwrap();
@@ -274,7 +324,9 @@ fn vocab_and_casing() {
     convert("tied", "discriminator", &out, &[]).success();
     let tc = read_json(&out.join("tokenizer_config.json"));
     assert_eq!(tc["do_lower_case"], true);
-    assert_eq!(tc["strip_accents"], Value::Null);
+    // Stated, never left to defaults: lowercase vocabulary without accents → strip them.
+    assert_eq!(tc["strip_accents"], true);
+    assert_eq!(tc["tokenize_chinese_chars"], true);
     assert_eq!(tc["model_max_length"], 32);
     assert_eq!(tc["tokenizer_class"], "ElectraTokenizer");
     assert_eq!(

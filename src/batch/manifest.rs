@@ -56,6 +56,9 @@ const JOB_KEYS: &[(&str, &str)] = &[
     ("vocab", "path"),
     ("cased", "boolean"),
     ("uncased", "boolean"),
+    ("strip_accents", "boolean"),
+    ("model_card", "boolean"),
+    ("license", "Hub license identifier, e.g. apache-2.0"),
     ("force", "boolean"),
     ("verify", "boolean"),
     ("reference", "path"),
@@ -415,6 +418,16 @@ fn resolve_job(
             "`cased` and `uncased` are both true; set at most one".into(),
         ));
     }
+    let license = table.string("license")?;
+    if let Some(l) = &license {
+        crate::write::card::check_license(l).map_err(|e| table.bad("license", e.to_string()))?;
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let invocation = format!(
+        "electra-convert batch {} (job {})",
+        crate::write::card::command_line(&[path.display().to_string()], &cwd),
+        table.label
+    );
     let defaults = Tolerance::default();
     let options = ConvertOptions {
         checkpoint,
@@ -428,6 +441,10 @@ fn resolve_job(
             (_, true) => Some(true),
             _ => None,
         },
+        strip_accents: table.boolean("strip_accents")?,
+        model_card: table.boolean("model_card")?.unwrap_or(true),
+        license,
+        invocation: Some(invocation),
         force: table.boolean("force")?.unwrap_or(false),
         verify: table.boolean("verify")?.unwrap_or(false),
         reference: table.path("reference")?,
@@ -568,6 +585,15 @@ pub fn describe_options(options: &ConvertOptions) -> String {
             opts.insert("uncased", "true".into());
         }
         None => {}
+    }
+    if let Some(s) = options.strip_accents {
+        opts.insert("strip_accents", s.to_string());
+    }
+    if !options.model_card {
+        opts.insert("model_card", "false".into());
+    }
+    if let Some(l) = &options.license {
+        opts.insert("license", l.clone());
     }
     if options.force {
         opts.insert("force", "true".into());

@@ -43,6 +43,7 @@ vocab = "/abs/vocab.txt"
 reference = "refs/../refs/small.safetensors"
 num_heads = 4
 cased = true
+strip_accents = false
 rtol = 0
 dtype = "bf16"
 
@@ -75,6 +76,8 @@ fn full_toml_manifest_resolves_every_key() {
     assert_eq!(a.num_heads, Some(4));
     // `cased = true`; printing (quiet/json) is the batch command's, not a job option.
     assert!(a.lower_case == Some(false) && a.verify && !a.force);
+    assert_eq!(a.strip_accents, Some(false));
+    assert_eq!(m.jobs[1].options.strip_accents, None);
     assert_eq!(a.tolerance.atol, 0.001);
     assert_eq!(
         a.tolerance.rtol, 0.0,

@@ -6,7 +6,8 @@ use crate::exit;
 use super::progress::BarProgress;
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    let options = args.to_options();
+    let mut options = args.to_options();
+    options.invocation = Some(invocation());
     let mut progress = BarProgress::for_terminal(args.quiet);
     let outcome = crate::convert(&options, &mut progress);
     progress.finish();
@@ -29,6 +30,9 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
                 m.dtype.as_str(),
                 m.skipped
             );
+            if let Some(t) = &m.tokenizer {
+                println!("  tokenizer ({} tokens): {}", t.tokens, t.summary);
+            }
             for report in &m.verify {
                 println!("{}", report.to_text());
             }
@@ -49,4 +53,17 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The command line as typed, for the model card: the program as `electra-convert`, absolute
+/// paths made relative to the current directory.
+fn invocation() -> String {
+    let mut args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(first) = args.first_mut() {
+        *first = "electra-convert".into();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    crate::write::card::command_line(&args, &cwd)
 }

@@ -1,4 +1,5 @@
-//! config.json: inferred from the checkpoint's shapes, or a user's file checked against them.
+//! config.json: inferred from the checkpoint's shapes, or a user's file checked against them and
+//! completed to the file transformers writes.
 //!
 //! The inferred file has exactly the fields transformers 4.57.6 writes for an `ElectraConfig`
 //! built from those sizes (all defaults included), with keys sorted and 2-space indentation as
@@ -106,13 +107,112 @@ fn electra_default(field: &str) -> u64 {
     }
 }
 
+/// `PretrainedConfig().to_dict()` of transformers 4.57.6 for the keys `save_pretrained` leaves out
+/// when a config holds them at this value (its `to_diff_dict`), unless ElectraConfig's own default
+/// differs (only `pad_token_id`, which ELECTRA's config always writes). Values as JSON text.
+const BASE_DEFAULTS: &[(&str, &str)] = &[
+    ("add_cross_attention", "false"),
+    ("bad_words_ids", "null"),
+    ("begin_suppress_tokens", "null"),
+    ("bos_token_id", "null"),
+    ("chunk_size_feed_forward", "0"),
+    ("cross_attention_hidden_size", "null"),
+    ("decoder_start_token_id", "null"),
+    ("diversity_penalty", "0.0"),
+    ("do_sample", "false"),
+    ("early_stopping", "false"),
+    ("encoder_no_repeat_ngram_size", "0"),
+    ("eos_token_id", "null"),
+    ("exponential_decay_length_penalty", "null"),
+    ("finetuning_task", "null"),
+    ("forced_bos_token_id", "null"),
+    ("forced_eos_token_id", "null"),
+    ("id2label", r#"{"0": "LABEL_0", "1": "LABEL_1"}"#),
+    ("is_decoder", "false"),
+    ("is_encoder_decoder", "false"),
+    ("label2id", r#"{"LABEL_0": 0, "LABEL_1": 1}"#),
+    ("length_penalty", "1.0"),
+    ("max_length", "20"),
+    ("min_length", "0"),
+    ("no_repeat_ngram_size", "0"),
+    ("num_beam_groups", "1"),
+    ("num_beams", "1"),
+    ("num_return_sequences", "1"),
+    ("output_attentions", "false"),
+    ("output_hidden_states", "false"),
+    ("output_scores", "false"),
+    ("prefix", "null"),
+    ("problem_type", "null"),
+    ("pruned_heads", "{}"),
+    ("remove_invalid_values", "false"),
+    ("repetition_penalty", "1.0"),
+    ("return_dict", "true"),
+    ("return_dict_in_generate", "false"),
+    ("sep_token_id", "null"),
+    ("suppress_tokens", "null"),
+    ("task_specific_params", "null"),
+    ("temperature", "1.0"),
+    ("tf_legacy_loss", "false"),
+    ("tie_encoder_decoder", "false"),
+    ("tie_word_embeddings", "true"),
+    ("tokenizer_class", "null"),
+    ("top_k", "50"),
+    ("top_p", "1.0"),
+    ("torchscript", "false"),
+    ("typical_p", "1.0"),
+    ("use_bfloat16", "false"),
+];
+
+/// Keys of a user's file that the tool sets itself (the class it exports, the weights' dtype,
+/// the version whose output the file reproduces) or that `save_pretrained` never writes.
+const OWN_KEYS: &[&str] = &[
+    "architectures",
+    "model_type",
+    "transformers_version",
+    "dtype",
+    "torch_dtype",
+    "_name_or_path",
+    "_commit_hash",
+    "_auto_class",
+    "_attn_implementation_internal",
+];
+
+/// True when `save_pretrained` would leave this user field out (it equals PretrainedConfig's
+/// default). Numbers compare by value, as Python's `==` does (`0 == 0.0`).
+fn is_base_default(key: &str, value: &Value) -> bool {
+    let Some((_, text)) = BASE_DEFAULTS.iter().find(|(k, _)| *k == key) else {
+        return false;
+    };
+    let default: Value = serde_json::from_str(text).expect("default JSON");
+    same_value(value, &default)
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// Read a user's config.json, check it against the plan's shapes (a missing field counts as
-/// ElectraConfig's default, as transformers would read it), and return it with `architectures`
-/// set to the exported class.
+/// ElectraConfig's default, as transformers would read it), and return the complete config.json
+/// transformers 4.57.6's `save_pretrained` writes for it: every field of [`infer`] (so
+/// `model_type` is always `"electra"`), the user's values in place of the defaults, the user's
+/// other fields kept unless they equal PretrainedConfig's defaults, keys sorted. `architectures`
+/// is the exported class and `dtype` follows `--dtype`; notes say what was replaced.
 pub fn from_user_file(
     path: &Path,
     plan: &Plan,
     num_heads: Option<u32>,
+    dtype: OutputDtype,
 ) -> Result<(Value, Vec<String>), WriteError> {
     let invalid = |reason: String| WriteError::ConfigInvalid {
         path: path.to_path_buf(),
@@ -120,12 +220,17 @@ pub fn from_user_file(
     };
     let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    let Value::Object(mut obj) = value else {
+    let Value::Object(obj) = value else {
         return Err(invalid("the top level is not a JSON object".into()));
     };
-    if let Some(mt) = obj.get("model_type") {
-        if mt != "electra" {
-            return Err(invalid(format!("model_type is {mt}, not \"electra\"")));
+    match obj.get("model_type") {
+        None => {}
+        Some(Value::String(mt)) if mt == "electra" => {}
+        Some(mt) => {
+            return Err(WriteError::ConfigModelType {
+                path: path.to_path_buf(),
+                model_type: mt.to_string(),
+            })
         }
     }
     let field_u64 = |field: &str| -> Result<u64, WriteError> {
@@ -180,26 +285,47 @@ pub fn from_user_file(
         None => configured_heads,
     };
     check_heads(heads, d.hidden_size, "num_attention_heads")?;
-    obj.insert("num_attention_heads".into(), json!(heads));
 
     let mut notes = Vec::new();
     let arch = json!([plan.class]);
-    match obj.get("architectures") {
-        Some(a) if *a == arch => {}
-        Some(a) => {
+    if let Some(a) = obj.get("architectures") {
+        if *a != arch && !a.is_null() {
             notes.push(format!(
                 "{}: architectures {a} replaced by [\"{}\"] for the exported {} model",
                 path.display(),
                 plan.class,
                 plan.kind.as_str()
             ));
-            obj.insert("architectures".into(), arch);
-        }
-        None => {
-            obj.insert("architectures".into(), arch);
         }
     }
-    Ok((Value::Object(obj), notes))
+    let written_dtype = torch_dtype(dtype);
+    for key in ["dtype", "torch_dtype"] {
+        match obj.get(key) {
+            Some(Value::String(s)) if s == written_dtype => {}
+            None | Some(Value::Null) => {}
+            Some(v) => notes.push(format!(
+                "{}: {key} {v} replaced by \"{written_dtype}\", the type of the written weights (--dtype {})",
+                path.display(),
+                dtype.as_str()
+            )),
+        }
+    }
+
+    // Start from the complete inferred file, then put the user's values in.
+    let heads_u32 = u32::try_from(heads)
+        .map_err(|_| invalid(format!("num_attention_heads {heads} is out of range")))?;
+    let Value::Object(base) = infer(plan, Some(heads_u32), dtype)? else {
+        unreachable!("infer returns an object")
+    };
+    let mut fields: BTreeMap<String, Value> = base.into_iter().collect();
+    for (key, value) in obj {
+        if OWN_KEYS.contains(&key.as_str()) || is_base_default(&key, &value) {
+            continue;
+        }
+        fields.insert(key, value);
+    }
+    fields.insert("num_attention_heads".into(), json!(heads));
+    Ok((Value::Object(fields.into_iter().collect()), notes))
 }
 
 /// Serialise like Python's `json.dumps(indent=2)` plus the trailing newline transformers adds.

@@ -6,6 +6,7 @@
 //! unless `force`; then the old directory is renamed away, the new one renamed in, and the old
 //! one deleted. Any error before that leaves nothing behind.
 
+pub mod card;
 pub mod cleanup;
 pub mod config;
 pub mod safetensors;
@@ -65,6 +66,9 @@ pub enum WriteError {
     #[error("config file {path}: {reason}")]
     ConfigInvalid { path: PathBuf, reason: String },
 
+    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
+    ConfigModelType { path: PathBuf, model_type: String },
+
     #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
     ConfigMismatch {
         path: PathBuf,
@@ -78,6 +82,19 @@ pub enum WriteError {
 
     #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
     Vocab { path: PathBuf, reason: String },
+
+    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
+    VocabLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
+    License { license: String },
+
+    #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
+    TokenizerBuild { path: PathBuf, error: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
@@ -341,7 +358,7 @@ impl Write for EarlyWriteback {
     }
 }
 
-/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt,
+/// Write model.safetensors, config.json and (with a tokenizer) vocab.txt, tokenizer.json,
 /// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist).
 pub fn write_model_files(
     dir: &Path,
@@ -378,11 +395,11 @@ pub fn write_model_files(
         &config::to_json_text(files.config),
     )?;
     if let Some(tok) = files.tokenizer {
-        let vocab = dir.join("vocab.txt");
-        std::fs::copy(&tok.vocab, &vocab).map_err(|e| WriteError::Vocab {
-            path: tok.vocab.clone(),
-            reason: format!("copying to {}: {e}", vocab.display()),
-        })?;
+        write_text(&dir.join("vocab.txt"), &tok.vocab_text())?;
+        write_text(
+            &dir.join("tokenizer.json"),
+            &tokenizer::tokenizer_json(tok)?,
+        )?;
         let max_len = files.plan.dims.max_position_embeddings;
         write_text(
             &dir.join("tokenizer_config.json"),
