@@ -116,7 +116,10 @@ fn ids_and_printed_values_equal_transformers_for_the_fixture_texts() {
                 let tokens = result["tokens"].as_array().unwrap();
                 let got_ids: Vec<u64> = tokens.iter().map(|k| k["id"].as_u64().unwrap()).collect();
                 assert_eq!(got_ids, ids(&oracle["ids"][t]), "{at}: ids");
-                let names: Vec<&str> = tokens.iter().map(|k| k["token"].as_str().unwrap()).collect();
+                let names: Vec<&str> = tokens
+                    .iter()
+                    .map(|k| k["token"].as_str().unwrap())
+                    .collect();
                 let want: Vec<&str> = oracle["tokens"][t]
                     .as_array()
                     .unwrap()
@@ -211,7 +214,10 @@ fn a_text_longer_than_the_position_table_is_truncated_with_a_warning_or_refused(
         );
     }
 
-    let out = run(&dir, &["--text", "he said", "--text", text, "--no-truncate"]);
+    let out = run(
+        &dir,
+        &["--text", "he said", "--text", text, "--no-truncate"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -267,7 +273,11 @@ fn the_terminal_table_matches_the_snapshot() {
 fn expect_error(out: &std::process::Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{stderr}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for needle in needles {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }

@@ -189,7 +189,9 @@ pub fn run_texts(
             path: source.clone(),
             message: format!("text {index}: {e}"),
         };
-        let mut encoding = tokenizer.encode(text.as_str(), true).map_err(tokenize_error)?;
+        let mut encoding = tokenizer
+            .encode(text.as_str(), true)
+            .map_err(tokenize_error)?;
         let mut truncated_from = None;
         if encoding.len() > max {
             if !truncate {
@@ -363,7 +365,11 @@ impl TextReport {
             let _ = writeln!(out);
             let _ = writeln!(out, "text {}: {}", i + 1, t.text);
             if let Some(n) = t.truncated_from {
-                let _ = writeln!(out, "  (truncated: {n} tokens, the first {} used)", t.tokens.len());
+                let _ = writeln!(
+                    out,
+                    "  (truncated: {n} tokens, the first {} used)",
+                    t.tokens.len()
+                );
             }
             let width = t
                 .tokens
@@ -383,7 +389,11 @@ impl TextReport {
     }
 
     fn discriminator_rows(&self, out: &mut String, t: &TextResult, width: usize, colour: bool) {
-        let _ = writeln!(out, "  {:>3}  {:<width$}  {:>6}  replaced", "pos", "token", "id");
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:<width$}  {:>6}  replaced",
+            "pos", "token", "id"
+        );
         let mut marked = 0;
         for (p, k) in t.tokens.iter().enumerate() {
             let prob = k.replaced_probability.unwrap_or(f64::NAN);
@@ -442,7 +452,11 @@ impl TextReport {
     }
 
     fn encoder_rows(&self, out: &mut String, t: &TextResult, width: usize) {
-        let _ = writeln!(out, "  {:>3}  {:<width$}  {:>6}  hidden state", "pos", "token", "id");
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:<width$}  {:>6}  hidden state",
+            "pos", "token", "id"
+        );
         for (p, k) in t.tokens.iter().enumerate() {
             let shape = k.shape.clone().unwrap_or_default();
             let _ = writeln!(
@@ -473,6 +487,45 @@ mod tests {
     }
 
     #[test]
+    fn replaced_tokens_are_coloured_on_a_terminal_and_marked_otherwise() {
+        let token = |token: &str, id, p| TokenResult {
+            token: token.into(),
+            id,
+            replaced_probability: Some(p),
+            predicted: None,
+            shape: None,
+            norm: None,
+        };
+        let report = TextReport {
+            model: "ElectraForPreTraining".into(),
+            texts: vec![TextResult {
+                text: "a b".into(),
+                tokens: vec![token("a", 9, 0.25), token("b", 10, 0.75)],
+                masks: None,
+                reconstruction: None,
+                truncated_from: None,
+            }],
+            tokenizer: PathBuf::from("d/vocab.txt"),
+            model_dir: PathBuf::from("d"),
+            warnings: Vec::new(),
+        };
+        let plain = report.to_text(false);
+        assert!(
+            plain.contains("    1  b          10  0.7500  <- replaced"),
+            "{plain}"
+        );
+        assert!(plain.contains("    0  a           9  0.2500\n"), "{plain}");
+        assert!(!plain.contains('\x1b'));
+        let colour = report.to_text(true);
+        assert!(
+            colour.contains("\x1b[1;31m    1  b          10  0.7500\x1b[0m"),
+            "{colour}"
+        );
+        assert!(!colour.contains("<- replaced"));
+        assert!(colour.contains("1 of 2 tokens look replaced"));
+    }
+
+    #[test]
     fn sigmoid_values() {
         assert_eq!(sigmoid(0.0), 0.5);
         assert!((sigmoid(2.0) - 0.880_797_077_977_882_3).abs() < 1e-15);
@@ -486,8 +539,14 @@ mod tests {
         assert_eq!(read_text_file(&f).unwrap(), ["one", "two [MASK]"]);
         std::fs::write(&f, b"ok\nbad \xff here\n").unwrap();
         let err = read_text_file(&f).unwrap_err().to_string();
-        assert!(err.contains("0xff") && err.contains("byte offset 7") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("0xff") && err.contains("byte offset 7") && err.contains("line 2"),
+            "{err}"
+        );
         std::fs::write(&f, "\n \n").unwrap();
-        assert!(read_text_file(&f).unwrap_err().to_string().contains("no text"));
+        assert!(read_text_file(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("no text"));
     }
 }
