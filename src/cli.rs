@@ -77,7 +77,8 @@ pub enum Command {
     /// Show how each checkpoint variable maps to a HuggingFace tensor, and why others are skipped.
     #[command(after_help = MAP_EXAMPLES)]
     Map(MapArgs),
-    /// Check a converted model's outputs against reference outputs or the original checkpoint.
+    /// Check a converted model against reference outputs or the original checkpoint, or show
+    /// what it predicts for a text.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Convert every job of a TOML or JSON manifest, in parallel, with reports for CI.
@@ -302,7 +303,7 @@ pub struct VerifyArgs {
 
     /// Run the model on TEXT (repeatable), tokenized by the directory's own tokenizer, and show
     /// what it predicts: per token the replaced probability (discriminator), the top 5 at each
-    /// [MASK] or the top-1 reconstruction (generator), the hidden state's shape and norm
+    /// mask token or the top-1 reconstruction (generator), the hidden state's shape and norm
     /// (encoder). No tolerance, no verdict: a look at the model.
     #[arg(long, value_name = "TEXT")]
     pub text: Vec<String>,
