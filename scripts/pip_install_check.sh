@@ -6,7 +6,9 @@
 #   scripts/pip_install_check.sh [PYTHON]      # PYTHON defaults to python3
 #
 # The venv lives in a temporary directory and is removed at the end. Cargo builds into this
-# repository's target/ (release profile), so a second run is quick.
+# repository's target/ (release profile), so a second run is quick. Measured 2026-12-01 on the
+# 2-core dev machine: 1500 s for `pip install .` with a cold release build (niced, load average
+# 12-19 from other builds), 9 s warm; the installed binary then converted tied byte-identically.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::export::{AdamSlots, ExportOptions, ExportSource};
+use crate::mapping::SourceLayout;
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::Tolerance;
 
@@ -15,6 +17,7 @@ Examples:
   electra-convert inspect fixtures/electra/tied/model.ckpt-1000
   electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000
   electra-convert verify out/tied-disc --checkpoint fixtures/electra/tied/model.ckpt-1000
+  electra-convert export --checkpoint fixtures/electra/released/electra_tiny -o out/resume/electra_tiny
   electra-convert batch sweep.toml --jobs 2 --report report.json
 
 Running without a subcommand means `convert`.
@@ -40,6 +43,12 @@ const MAP_EXAMPLES: &str = "\
 Examples:
   electra-convert map --model discriminator fixtures/electra/tied/model.ckpt-1000
   electra-convert map --model generator fixtures/electra/tied/model.ckpt-1000 --json";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  electra-convert export --discriminator fixtures/electra/tied/expected/discriminator --generator fixtures/electra/tied/expected/generator -o out/pretrain/model.ckpt-1000 --global-step 1000 --adam-slots zeros
+  electra-convert export --checkpoint fixtures/electra/released/electra_tiny -o out/resume/electra_tiny
+  electra-convert export --discriminator fixtures/electra/released/expected/discriminator -o out/disc/model.ckpt-0 --json";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -77,6 +86,10 @@ pub enum Command {
     /// Show how each checkpoint variable maps to a HuggingFace tensor, and why others are skipped.
     #[command(after_help = MAP_EXAMPLES)]
     Map(MapArgs),
+    /// Write a TF checkpoint in the google-research/electra pretraining layout from HuggingFace
+    /// directories, or complete a released checkpoint with Adam slots and global_step.
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportArgs),
     /// Check a converted model against reference outputs or the original checkpoint, or show
     /// what it predicts for a text.
     #[command(after_help = VERIFY_EXAMPLES)]
@@ -108,6 +121,25 @@ impl ValueEnum for ModelKind {
     }
 }
 
+impl ValueEnum for SourceLayout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SourceLayout::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            SourceLayout::GoogleTf1 => "google-research/electra TF1 name-based checkpoints",
+            SourceLayout::ModelGarden => {
+                "TensorFlow Model Garden ElectraPretrainer (tf.train.Checkpoint, params.yaml)"
+            }
+            SourceLayout::Nvidia => {
+                "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
+            }
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
+    }
+}
+
 impl ValueEnum for OutputDtype {
     fn value_variants<'a>() -> &'a [Self] {
         &OutputDtype::ALL
@@ -131,6 +163,10 @@ pub struct ConvertArgs {
     /// Which model to export.
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
+
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
 
     /// Output directory (created; with --model both it gets discriminator/ and generator/).
     #[arg(short, long, value_name = "DIR")]
@@ -212,6 +248,7 @@ impl ConvertArgs {
         ConvertOptions {
             checkpoint: self.checkpoint.clone(),
             model: self.model,
+            layout: self.layout,
             output: self.output.clone(),
             dtype: self.dtype,
             config: self.config.clone(),
@@ -255,14 +292,96 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+impl ValueEnum for AdamSlots {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AdamSlots::None, AdamSlots::Zeros]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            AdamSlots::None => PossibleValue::new("none").help("no optimizer slots"),
+            AdamSlots::Zeros => PossibleValue::new("zeros")
+                .help("adam_m and adam_v of zeros for every trainable variable"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["discriminator", "checkpoint"])))]
+pub struct ExportArgs {
+    /// HuggingFace ElectraForPreTraining directory (config.json + model.safetensors).
+    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint")]
+    pub discriminator: Option<PathBuf>,
+
+    /// HuggingFace ElectraForMaskedLM directory of the same model (pretraining needs it).
+    #[arg(long, value_name = "DIR", requires = "discriminator")]
+    pub generator: Option<PathBuf>,
+
+    /// A TF1 ELECTRA checkpoint (e.g. a released one) to rewrite with the Adam slots and
+    /// global_step it lacks; every existing variable is kept byte for byte.
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Output prefix OUT/PREFIX: the directory OUT is created and gets PREFIX.index,
+    /// PREFIX.data-00000-of-00001 and a `checkpoint` state file.
+    #[arg(short, long, value_name = "OUT/PREFIX")]
+    pub output: PathBuf,
+
+    /// global_step to write (default 0; with --checkpoint only when it has none).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub global_step: Option<i64>,
+
+    /// Adam slots to add (default: none from HuggingFace directories, zeros with --checkpoint).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub adam_slots: Option<AdamSlots>,
+
+    /// Replace a non-empty output directory OUT.
+    #[arg(long)]
+    pub force: bool,
+
+    /// No progress bar and no notes on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ExportArgs {
+    /// The library options these arguments describe.
+    pub fn to_options(&self) -> ExportOptions {
+        let source = match (&self.discriminator, &self.checkpoint) {
+            (Some(d), _) => ExportSource::Hf {
+                discriminator: d.clone(),
+                generator: self.generator.clone(),
+            },
+            // clap's group makes one of the two present.
+            (None, c) => ExportSource::Checkpoint(c.clone().unwrap_or_default()),
+        };
+        ExportOptions {
+            source,
+            output: self.output.clone(),
+            global_step: self.global_step,
+            adam_slots: self.adam_slots,
+            force: self.force,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct MapArgs {
-    /// Checkpoint: a prefix, its .index or .data-* file, or a directory.
+    /// Checkpoint: a prefix, its .index or .data-* file, or a directory. A HuggingFace model
+    /// directory shows the reverse direction (what `export` writes for each of its tensors).
     pub checkpoint: PathBuf,
 
     /// Which model's table to apply.
     #[arg(short, long, value_enum)]
     pub model: ModelKind,
+
+    /// The checkpoint's source layout (default: detected from the checkpoint).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub layout: Option<SourceLayout>,
 
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -382,6 +501,7 @@ const FIRST_WORDS: &[&str] = &[
     "inspect",
     "map",
     "verify",
+    "export",
     "batch",
     "help",
     "-h",
@@ -426,6 +546,7 @@ mod tests {
             INSPECT_EXAMPLES,
             MAP_EXAMPLES,
             VERIFY_EXAMPLES,
+            EXPORT_EXAMPLES,
             BATCH_EXAMPLES,
         ];
         let mut seen = 0;

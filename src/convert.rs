@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::mapping::trainer::{self, TrainerConfigError};
 use crate::mapping::{self, MappingError, Plan, SkipCategory, SourceVar};
 use crate::options::{ConvertOptions, ModelKind, OutputDtype};
 use crate::verify::{self, ParityReport, VerifyError};
@@ -103,6 +104,10 @@ pub enum ConvertError {
     /// Writing the output (destination checks, config, tokenizer files, tensors, commit).
     #[error(transparent)]
     Write(#[from] WriteError),
+
+    /// The trainer's params.yaml / pretrain_config.json beside the checkpoint is unusable.
+    #[error(transparent)]
+    TrainerConfig(#[from] TrainerConfigError),
 }
 
 /// The result of one conversion.
@@ -251,11 +256,22 @@ pub fn convert(
         })?;
     spare_inputs(options, &ckpt)?;
     let vars = source_vars(&ckpt);
-    let plans =
-        mapping::plan_all(options.model, &vars).map_err(|source| ConvertError::Mapping {
+    let graph = ckpt
+        .object_graph()
+        .map_err(|source| ConvertError::OpenCheckpoint {
+            path: options.checkpoint.clone(),
+            source: Box::new(source),
+        })?;
+    let plans = mapping::plan_checkpoint(options.model, &vars, graph.as_ref(), options.layout)
+        .map_err(|source| ConvertError::Mapping {
             prefix: ckpt.prefix().to_path_buf(),
             source: Box::new(source),
         })?;
+    let layout = plans[0].source_layout;
+    let trainer = match options.config {
+        None => trainer::find(&checkpoint_dir(&ckpt), layout)?,
+        Some(_) => None,
+    };
 
     let mut warnings = Vec::new();
     let mut configs = Vec::with_capacity(plans.len());
@@ -267,11 +283,20 @@ pub fn convert(
                 warnings.extend(notes);
                 value
             }
-            None => config::infer(plan, options.num_heads, options.dtype)?,
+            None => config::infer_with(
+                plan,
+                options.num_heads,
+                options.dtype,
+                trainer.as_ref().map(|t| t.tower(plan.kind)),
+            )?,
         };
         configs.push(value);
+        if let Some(note) = mapping::head_caveat(plan) {
+            warnings.push(note.to_owned());
+        }
     }
-    let tokenizer = load_tokenizer(options, &ckpt, &plans, &mut warnings)?;
+    let trainer_vocab = trainer.as_ref().and_then(|t| t.vocab_file.clone());
+    let tokenizer = load_tokenizer(options, &ckpt, &plans, trainer_vocab, &mut warnings)?;
     let tasks = &plans[0].task_heads;
     if !tasks.is_empty() {
         warnings.push(format!(
@@ -299,9 +324,15 @@ pub fn convert(
     progress.begin(total);
 
     // A checkpoint without a readable global_step simply has none on the card.
-    let global_step = ckpt
-        .get("global_step")
-        .and_then(|_| ckpt.read_i64_scalar("global_step").ok());
+    // TF1 `global_step`; TF2 Model Garden `global_step/...`, NVIDIA `step/...`.
+    let global_step = [
+        "global_step",
+        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
+    .into_iter()
+    .find(|name| ckpt.get(name).is_some())
+    .and_then(|name| ckpt.read_i64_scalar(name).ok());
     let card_context = CardContext {
         options,
         global_step,
@@ -453,9 +484,14 @@ impl CardContext<'_> {
                 error: e.to_string(),
             }
         };
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
         let readme = dir.join("README.md");
-        std::fs::rename(&tmp, &readme).map_err(io(&readme))
+        let result = std::fs::write(&tmp, text)
+            .map_err(io(&tmp))
+            .and_then(|()| std::fs::rename(&tmp, &readme).map_err(io(&readme)));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 }
 
@@ -507,11 +543,14 @@ fn load_tokenizer(
     options: &ConvertOptions,
     ckpt: &Checkpoint,
     plans: &[Plan],
+    trainer_vocab: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Tokenizer>, ConvertError> {
     let lower = options.lower_case;
     let dir = checkpoint_dir(ckpt);
-    let Some(vocab) = write::tokenizer::find_vocab(&dir, options.vocab.as_deref()) else {
+    let Some(vocab) =
+        write::tokenizer::find_vocab(&dir, options.vocab.as_deref()).or(trainer_vocab)
+    else {
         warnings.push(format!(
             "no vocab.txt in {} or its parent directory, so no tokenizer files were written; pass --vocab FILE to include one{}",
             dir.display(),

@@ -3,7 +3,9 @@
 //! The pipeline flows one way: [`checkpoint`] reads TF V2 bundles, [`mapping`] names every
 //! variable's HuggingFace destination, [`write`](mod@write) streams a model directory to disk, [`verify`]
 //! runs the forward pass in candle, and [`batch`] drives many conversions. [`convert()`] is the
-//! one entry point that runs a whole conversion, configured by [`ConvertOptions`]. [`cli`] and
+//! one entry point that runs a whole conversion, configured by [`ConvertOptions`]; [`export()`]
+//! runs the other way (HuggingFace directories or a released checkpoint to a pretraining
+//! checkpoint), configured by [`ExportOptions`]. [`cli`] and
 //! [`commands`] sit on top; nothing below them imports them. docs/architecture.md has the map.
 
 pub mod batch;
@@ -12,10 +14,12 @@ pub mod cli;
 pub mod commands;
 pub mod convert;
 pub mod exit;
+pub mod export;
 pub mod mapping;
 pub mod options;
 pub mod verify;
 pub mod write;
 
 pub use convert::{convert, ConvertError, ConvertOutcome, ConvertedModel, NoProgress, Progress};
+pub use export::{export, AdamSlots, ExportError, ExportOptions, ExportOutcome, ExportSource};
 pub use options::{ConvertOptions, ModelKind, OutputDtype};

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::mapping::SourceLayout;
 use crate::verify::Tolerance;
 
 /// Which HuggingFace model to export from a pretraining checkpoint.
@@ -76,6 +77,9 @@ pub struct ConvertOptions {
     pub checkpoint: PathBuf,
     /// Which model to export.
     pub model: ModelKind,
+    /// The checkpoint's source layout; `None` detects it (object graph root edges, or Google TF1
+    /// for name-based checkpoints).
+    pub layout: Option<SourceLayout>,
     /// Output directory; with [`ModelKind::Both`] it gets `discriminator/` and `generator/`.
     pub output: PathBuf,
     /// Floating-point type of the written weights.
@@ -120,6 +124,7 @@ impl ConvertOptions {
         ConvertOptions {
             checkpoint: checkpoint.into(),
             model,
+            layout: None,
             output: output.into(),
             dtype: OutputDtype::F32,
             config: None,

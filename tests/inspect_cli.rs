@@ -243,3 +243,32 @@ fn both_output_directory_lists_each_model() {
         .stdout(predicate::str::contains("ElectraForPreTraining"))
         .stdout(predicate::str::contains("ElectraForMaskedLM"));
 }
+
+/// Regression: `electra-convert inspect CKPT | head` used to panic with "failed printing to
+/// stdout: Broken pipe". Now a closed stdout ends the process quietly (SIGPIPE, as for `ls`).
+#[cfg(target_os = "linux")]
+#[test]
+fn closed_stdout_ends_quietly_without_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut fds = [0; 2];
+    // SAFETY: a fresh pipe; both ends are owned below, the read end is closed at once, so the
+    // child's first write to stdout meets a pipe nobody reads.
+    let (read_end, write_end) = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(read_end);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_electra-convert"))
+        .args(["inspect", "--all"])
+        .arg(fixtures().join("electra/tied/model.ckpt-1000"))
+        .stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

@@ -49,6 +49,7 @@ const JOB_KEYS: &[(&str, &str)] = &[
     ("name", "string"),
     ("checkpoint", "path"),
     ("model", "discriminator | generator | encoder | both"),
+    ("layout", "google-tf1 | model-garden | nvidia"),
     ("output", "path"),
     ("dtype", "f32 | f16 | bf16"),
     ("config", "path"),
@@ -432,6 +433,7 @@ fn resolve_job(
     let options = ConvertOptions {
         checkpoint,
         model,
+        layout: table.choice("layout")?,
         dtype: table.choice::<OutputDtype>("dtype")?.unwrap_or_default(),
         config: table.path("config")?,
         num_heads: table.heads("num_heads")?,
@@ -568,6 +570,9 @@ fn check_unique(path: &Path, jobs: &[Job]) -> Result<(), BatchError> {
 pub fn describe_options(options: &ConvertOptions) -> String {
     let mut opts: BTreeMap<&str, String> = BTreeMap::new();
     opts.insert("dtype", options.dtype.as_str().to_string());
+    if let Some(l) = options.layout {
+        opts.insert("layout", l.as_str().to_string());
+    }
     if let Some(c) = &options.config {
         opts.insert("config", c.display().to_string());
     }

@@ -135,4 +135,7 @@ pub enum CheckpointError {
 
     #[error("partitioned tensor {tensor:?}: {reason}; the checkpoint is damaged or was written by an unusual saver")]
     BadSlices { tensor: String, reason: String },
+
+    #[error("checkpoint {path}: its object graph (`_CHECKPOINTABLE_OBJECT_GRAPH`) is unusable: {reason}; the checkpoint is damaged or was not written by tf.train.Checkpoint, re-copy or re-save it")]
+    BadObjectGraph { path: PathBuf, reason: String },
 }

@@ -10,6 +10,7 @@
 mod crc;
 mod dtype;
 mod error;
+pub mod object_graph;
 pub mod proto;
 mod resolve;
 pub mod slices;
@@ -20,6 +21,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod varint;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -30,10 +32,12 @@ use std::sync::OnceLock;
 pub use crc::{mask as crc_mask, unmask as crc_unmask};
 pub use dtype::DType;
 pub use error::CheckpointError;
+pub use object_graph::{ObjectGraph, ObjectGraphError};
 pub use proto::{BundleEntry, BundleHeader, Endianness};
-pub use resolve::{parse_state_file, resolve, with_suffix};
+pub use resolve::{parse_state_file, resolve, state_file_text, with_suffix, STATE_FILE};
 pub use stream::ChunkError;
 pub use table::TableError;
+pub use writer::{BundleWriteError, BundleWriter, TensorWriter};
 
 /// Maximum rank TF accepts (`TensorShape::MaxDimensions`).
 pub const MAX_DIMS: usize = 254;
@@ -648,6 +652,28 @@ impl Checkpoint {
                 wanted,
             },
         }
+    }
+
+    /// The object graph of a TF2 object-based checkpoint (`_CHECKPOINTABLE_OBJECT_GRAPH`), or
+    /// `None` for a name-based (TF1) checkpoint, which has no such entry.
+    pub fn object_graph(&self) -> Result<Option<ObjectGraph>, CheckpointError> {
+        if self.get(object_graph::OBJECT_GRAPH_KEY).is_none() {
+            return Ok(None);
+        }
+        let bad = |reason: String| CheckpointError::BadObjectGraph {
+            path: self.prefix.clone(),
+            reason,
+        };
+        let elements = self.read_strings(object_graph::OBJECT_GRAPH_KEY)?;
+        let [bytes] = elements.as_slice() else {
+            return Err(bad(format!(
+                "it holds {} strings, not one serialized TrackableObjectGraph",
+                elements.len()
+            )));
+        };
+        ObjectGraph::decode(bytes)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// A string tensor's elements (row-major), with the length checksum and the entry CRC

@@ -2,8 +2,12 @@
 //! `BundleHeaderProto`, `VersionDef`, `BundleEntryProto`, `TensorShapeProto` and
 //! `TensorSliceProto`. Unknown fields are skipped (forward compatibility, as protobuf does);
 //! malformed wire data is an error. Nothing here allocates more than the input length.
+//!
+//! The `encode_*` functions beside the decoders serialize the same messages the way TensorFlow's
+//! C++ protobuf does (proto3: ascending field numbers, zero scalars omitted, but a present
+//! sub-message such as a scalar's empty shape kept as `12 00`), so the writer's bytes match TF's.
 
-use super::varint::{fixed32, fixed64, read_varint64};
+use super::varint::{fixed32, fixed64, read_varint64, write_varint64};
 
 /// Decoding failure with the byte offset inside the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +79,7 @@ pub struct BundleEntry {
 }
 
 /// One decoded field of the wire format.
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Varint(u64),
     #[allow(dead_code)] // no bundle field uses it; decoded only to be skipped
     Fixed64(u64),
@@ -84,14 +88,14 @@ enum Value<'a> {
 }
 
 /// Iterate `(field number, value)` pairs of a serialized message.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
     context: &'static str,
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8], context: &'static str) -> Self {
+    pub(super) fn new(buf: &'a [u8], context: &'static str) -> Self {
         Fields {
             buf,
             pos: 0,
@@ -107,7 +111,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn next_field(&mut self) -> Option<Result<(u32, Value<'a>), ProtoError>> {
+    pub(super) fn next_field(&mut self) -> Option<Result<(u32, Value<'a>), ProtoError>> {
         if self.pos >= self.buf.len() {
             return None;
         }
@@ -306,9 +310,197 @@ pub fn decode_entry(buf: &[u8]) -> Result<BundleEntry, ProtoError> {
     Ok(out)
 }
 
+fn put_varint_field(out: &mut Vec<u8>, field: u32, value: u64) {
+    write_varint64(out, u64::from(field) << 3);
+    write_varint64(out, value);
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    write_varint64(out, (u64::from(field) << 3) | 2);
+    write_varint64(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Protobuf int32/int64/enum on the wire: negative values are sign-extended to 64 bits.
+fn i64_wire(v: i64) -> u64 {
+    v as u64
+}
+
+/// Serialize a `VersionDef` (bad_consumers packed, as proto3 does).
+pub fn encode_version(v: &VersionDef) -> Vec<u8> {
+    let mut out = Vec::new();
+    if v.producer != 0 {
+        put_varint_field(&mut out, 1, i64_wire(v.producer.into()));
+    }
+    if v.min_consumer != 0 {
+        put_varint_field(&mut out, 2, i64_wire(v.min_consumer.into()));
+    }
+    if !v.bad_consumers.is_empty() {
+        let mut packed = Vec::new();
+        for &c in &v.bad_consumers {
+            write_varint64(&mut packed, i64_wire(c.into()));
+        }
+        put_bytes_field(&mut out, 3, &packed);
+    }
+    out
+}
+
+/// Serialize a `BundleHeaderProto`; the version sub-message is always present (TF sets it).
+pub fn encode_header(h: &BundleHeader) -> Vec<u8> {
+    let mut out = Vec::new();
+    if h.num_shards != 0 {
+        put_varint_field(&mut out, 1, i64_wire(h.num_shards.into()));
+    }
+    let endianness = match h.endianness {
+        Endianness::Little => 0,
+        Endianness::Big => 1,
+    };
+    if endianness != 0 {
+        put_varint_field(&mut out, 2, endianness);
+    }
+    put_bytes_field(&mut out, 3, &encode_version(&h.version));
+    out
+}
+
+/// The header TensorFlow's `BundleWriter` writes on a little-endian host: one shard,
+/// producer 1, min_consumer 0 (`08 01 1a 02 08 01`).
+pub fn tf_header() -> BundleHeader {
+    BundleHeader {
+        num_shards: 1,
+        endianness: Endianness::Little,
+        endianness_raw: 0,
+        version: VersionDef {
+            producer: 1,
+            min_consumer: 0,
+            bad_consumers: Vec::new(),
+        },
+    }
+}
+
+/// Serialize a `TensorShapeProto` (a zero-size dim is an empty `Dim`, as TF writes it).
+pub fn encode_shape(dims: &[i64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &d in dims {
+        let mut dim = Vec::new();
+        if d != 0 {
+            put_varint_field(&mut dim, 1, i64_wire(d));
+        }
+        put_bytes_field(&mut out, 2, &dim);
+    }
+    out
+}
+
+/// Serialize a `TensorSliceProto`: a full extent is an empty `Extent`, start 0 is omitted.
+pub fn encode_slice(slice: &TensorSlice) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in &slice.extents {
+        let mut ext = Vec::new();
+        if let Some(length) = e.length {
+            if e.start != 0 {
+                put_varint_field(&mut ext, 1, i64_wire(e.start));
+            }
+            put_varint_field(&mut ext, 2, i64_wire(length));
+        }
+        put_bytes_field(&mut out, 1, &ext);
+    }
+    out
+}
+
+/// Serialize a `BundleEntryProto`. The shape is always written (a scalar's is `12 00`); the
+/// masked CRC is a fixed32 and, like every proto3 scalar, omitted when zero (a full-tensor
+/// entry of a partitioned variable has none).
+pub fn encode_entry(e: &BundleEntry) -> Vec<u8> {
+    let mut out = Vec::new();
+    if e.dtype != 0 {
+        put_varint_field(&mut out, 1, i64_wire(e.dtype.into()));
+    }
+    put_bytes_field(&mut out, 2, &encode_shape(&e.shape.dims));
+    if e.shard_id != 0 {
+        put_varint_field(&mut out, 3, i64_wire(e.shard_id.into()));
+    }
+    if e.offset != 0 {
+        put_varint_field(&mut out, 4, i64_wire(e.offset));
+    }
+    if e.size != 0 {
+        put_varint_field(&mut out, 5, i64_wire(e.size));
+    }
+    if e.crc32c != 0 {
+        out.push(0x35);
+        out.extend_from_slice(&e.crc32c.to_le_bytes());
+    }
+    for s in &e.slices {
+        put_bytes_field(&mut out, 7, &encode_slice(s));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoders_reproduce_tf_bytes() {
+        assert_eq!(
+            encode_header(&tf_header()),
+            [0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]
+        );
+        let mut two = tf_header();
+        two.num_shards = 2;
+        assert_eq!(encode_header(&two), [0x08, 0x02, 0x1a, 0x02, 0x08, 0x01]);
+        // The tiny fixture's entry: float32 [1] at offset 0, size 4.
+        let entry = BundleEntry {
+            dtype: 1,
+            shape: TensorShape {
+                dims: vec![1],
+                unknown_rank: false,
+            },
+            size: 4,
+            crc32c: 0x2bda_a581,
+            ..BundleEntry::default()
+        };
+        let bytes = encode_entry(&entry);
+        assert_eq!(
+            bytes,
+            [
+                0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 0x08, 0x01, 0x28, 0x04, 0x35, 0x81, 0xa5, 0xda,
+                0x2b
+            ]
+        );
+        assert_eq!(decode_entry(&bytes).unwrap(), entry);
+        // Scalars keep an empty shape; zero dims are empty Dims.
+        assert_eq!(encode_shape(&[]), Vec::<u8>::new());
+        assert_eq!(encode_shape(&[0, 3]), [0x12, 0x00, 0x12, 0x02, 0x08, 0x03]);
+        let scalar = BundleEntry {
+            dtype: 9,
+            size: 8,
+            crc32c: 7,
+            ..BundleEntry::default()
+        };
+        assert_eq!(&encode_entry(&scalar)[..4], [0x08, 0x09, 0x12, 0x00]);
+        // `-:1,9` (spec §5).
+        let slice = TensorSlice {
+            extents: vec![
+                Extent {
+                    start: 0,
+                    length: None,
+                },
+                Extent {
+                    start: 1,
+                    length: Some(9),
+                },
+            ],
+        };
+        assert_eq!(
+            encode_slice(&slice),
+            [0x0a, 0x00, 0x0a, 0x04, 0x08, 0x01, 0x10, 0x09]
+        );
+        let v = VersionDef {
+            producer: 3,
+            min_consumer: 1,
+            bad_consumers: vec![1, 5],
+        };
+        assert_eq!(decode_version(&encode_version(&v)).unwrap(), v);
+    }
 
     #[test]
     fn header_bytes_from_tf() {

@@ -215,6 +215,34 @@ pub fn parse_state_file(text: &[u8]) -> Result<Option<String>, (usize, String)> 
     Ok(model_path)
 }
 
+/// The `checkpoint` state file a TF1 `Saver(save_relative_paths=True)` writes after saving
+/// `prefix_name` (a file name relative to the directory): `model_checkpoint_path` and a single
+/// `all_model_checkpoint_paths`, no timestamps, each value quoted and C-escaped as protobuf's
+/// text format does (`"`, `'`, `\\`, `\n`, `\r`, `\t`; other control and non-ASCII bytes in octal).
+pub fn state_file_text(prefix_name: &str) -> String {
+    let quoted = quote(prefix_name);
+    format!("model_checkpoint_path: {quoted}\nall_model_checkpoint_paths: {quoted}\n")
+}
+
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for &b in value.as_bytes() {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'"' => out.push_str("\\\""),
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            other => out.push_str(&format!("\\{other:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Decode a double- (or single-) quoted C-escaped string.
 fn unquote(value: &str) -> Result<String, String> {
     let bytes = value.as_bytes();
@@ -294,6 +322,25 @@ mod tests {
         assert!(parse_state_file(b"model_checkpoint_path: x").is_err());
         assert!(parse_state_file(b"model_checkpoint_path: \"x\\q\"").is_err());
         assert!(parse_state_file(b"model_checkpoint_path: \"x\\\"").is_err());
+    }
+
+    #[test]
+    fn state_file_text_is_what_the_saver_writes() {
+        // fixtures/electra/tied/checkpoint, written by tf.compat.v1.train.Saver.
+        let tf = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/electra/tied/checkpoint"
+        ))
+        .unwrap();
+        assert_eq!(state_file_text("model.ckpt-1000"), tf);
+        for name in ["a \"q\" b", "back\\slash", "tab\tnl\n", "caf\u{e9}", "it's"] {
+            let text = state_file_text(name);
+            assert_eq!(
+                parse_state_file(text.as_bytes()).unwrap().as_deref(),
+                Some(name)
+            );
+        }
+        assert_eq!(quote("caf\u{e9}"), "\"caf\\303\\251\"");
     }
 
     #[test]

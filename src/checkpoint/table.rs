@@ -6,9 +6,16 @@
 //! trailer CRC of every block it touches (all of them), decompresses Snappy blocks with a bounded
 //! output size, and requires keys to be strictly increasing across the whole table. It never
 //! panics and allocates at most a small multiple of the input length.
+//!
+//! [`TableBuilder`] is the other direction: it writes a table exactly as TensorFlow's
+//! `TableBuilder` does for a bundle index (uncompressed, the same flush rule, the same shortest
+//! separators and short successor, restart interval 1 in the index block, an empty metaindex),
+//! so that the same entries give the same bytes.
+
+use std::io::Write;
 
 use super::crc;
-use super::varint::{fixed32, fixed64, read_varint32, read_varint64};
+use super::varint::{fixed32, fixed64, read_varint32, read_varint64, write_varint64};
 
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
@@ -307,9 +314,326 @@ pub fn parse_table(file: &[u8]) -> Result<Vec<TableEntry>, TableError> {
     Ok(out)
 }
 
+/// TF's `table::Options` defaults that a bundle index uses.
+pub const TF_BLOCK_SIZE: usize = 262_144;
+/// Restart interval of data blocks (index blocks use 1).
+pub const TF_RESTART_INTERVAL: usize = 16;
+
+/// How a [`TableBuilder`] cuts blocks. [`TableOptions::default`] is what TensorFlow uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Target uncompressed size of a data block.
+    pub block_size: usize,
+    /// Every this many entries a data block restarts prefix compression.
+    pub restart_interval: usize,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            block_size: TF_BLOCK_SIZE,
+            restart_interval: TF_RESTART_INTERVAL,
+        }
+    }
+}
+
+/// One block under construction (LevelDB's `BlockBuilder`).
+#[derive(Debug)]
+struct BlockBuilder {
+    buffer: Vec<u8>,
+    restarts: Vec<u32>,
+    counter: usize,
+    last_key: Vec<u8>,
+    interval: usize,
+}
+
+impl BlockBuilder {
+    fn new(interval: usize) -> Self {
+        BlockBuilder {
+            buffer: Vec::new(),
+            restarts: vec![0],
+            counter: 0,
+            last_key: Vec::new(),
+            interval: interval.max(1),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
+    /// `CurrentSizeEstimate`: entries, restart array and its count.
+    fn size_estimate(&self) -> usize {
+        self.buffer.len() + 4 * self.restarts.len() + 4
+    }
+
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        let mut shared = 0;
+        if self.counter < self.interval {
+            shared = self
+                .last_key
+                .iter()
+                .zip(key)
+                .take_while(|(a, b)| a == b)
+                .count();
+        } else {
+            self.restarts.push(self.buffer.len() as u32);
+            self.counter = 0;
+        }
+        write_varint64(&mut self.buffer, shared as u64);
+        write_varint64(&mut self.buffer, (key.len() - shared) as u64);
+        write_varint64(&mut self.buffer, value.len() as u64);
+        self.buffer.extend_from_slice(&key[shared..]);
+        self.buffer.extend_from_slice(value);
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.counter += 1;
+    }
+
+    /// The finished block contents; the builder is reset.
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buffer);
+        for r in &self.restarts {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        self.restarts = vec![0];
+        self.counter = 0;
+        self.last_key.clear();
+        out
+    }
+}
+
+/// Bytewise `FindShortestSeparator`: a short key `k` with `start <= k < limit`.
+pub fn shortest_separator(start: &mut Vec<u8>, limit: &[u8]) {
+    let min_len = start.len().min(limit.len());
+    let diff = start.iter().zip(limit).take_while(|(a, b)| a == b).count();
+    if diff >= min_len {
+        // One is a prefix of the other: keep `start`.
+        return;
+    }
+    let byte = start[diff];
+    if byte < 0xff && byte + 1 < limit[diff] {
+        start[diff] = byte + 1;
+        start.truncate(diff + 1);
+    }
+}
+
+/// Bytewise `FindShortSuccessor`: a short key `>= key`.
+pub fn short_successor(key: &mut Vec<u8>) {
+    if let Some(i) = key.iter().position(|&b| b != 0xff) {
+        key[i] += 1;
+        key.truncate(i + 1);
+    }
+}
+
+/// Writes an SSTable to `out` entry by entry. Memory holds one data block and the index block.
+#[derive(Debug)]
+pub struct TableBuilder<W: Write> {
+    out: W,
+    offset: u64,
+    options: TableOptions,
+    data: BlockBuilder,
+    index: BlockBuilder,
+    last_key: Vec<u8>,
+    entries: u64,
+    /// Handle of the last flushed data block, waiting for the next key to pick its separator.
+    pending: Option<BlockHandle>,
+}
+
+impl<W: Write> TableBuilder<W> {
+    pub fn new(out: W, options: TableOptions) -> Self {
+        TableBuilder {
+            out,
+            offset: 0,
+            options,
+            data: BlockBuilder::new(options.restart_interval),
+            index: BlockBuilder::new(1),
+            last_key: Vec::new(),
+            entries: 0,
+            pending: None,
+        }
+    }
+
+    /// Add one entry. Keys must be strictly increasing (bytewise); anything else is an
+    /// `InvalidInput` error and nothing is written.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+        if self.entries > 0 {
+            if key <= self.last_key.as_slice() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "table keys must be strictly increasing: {:?} after {:?}",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(&self.last_key)
+                    ),
+                ));
+            }
+            // TF's own rule: a huge entry gets a block of its own.
+            if key.len() + value.len() >= 2 * self.options.block_size {
+                self.flush()?;
+            }
+        }
+        if let Some(handle) = self.pending.take() {
+            shortest_separator(&mut self.last_key, key);
+            self.index.add(&self.last_key, &encode_handle(handle));
+        }
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.entries += 1;
+        self.data.add(key, value);
+        if self.data.size_estimate() >= self.options.block_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let contents = self.data.finish();
+        self.pending = Some(self.write_block(&contents)?);
+        Ok(())
+    }
+
+    fn write_block(&mut self, contents: &[u8]) -> std::io::Result<BlockHandle> {
+        let handle = BlockHandle {
+            offset: self.offset,
+            size: contents.len() as u64,
+        };
+        let crc = crc::mask(crc::extend(crc::crc32c(contents), &[0]));
+        let mut trailer = [0u8; TRAILER_LEN];
+        trailer[1..].copy_from_slice(&crc.to_le_bytes());
+        self.out.write_all(contents)?;
+        self.out.write_all(&trailer)?;
+        self.offset += (contents.len() + TRAILER_LEN) as u64;
+        Ok(handle)
+    }
+
+    /// Write the last data block, the metaindex, the index and the footer; returns the sink and
+    /// the table's length in bytes.
+    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+        self.flush()?;
+        let metaindex = BlockBuilder::new(1).finish();
+        let metaindex = self.write_block(&metaindex)?;
+        if let Some(handle) = self.pending.take() {
+            short_successor(&mut self.last_key);
+            self.index.add(&self.last_key, &encode_handle(handle));
+        }
+        let index = self.index.finish();
+        let index = self.write_block(&index)?;
+        let mut footer = encode_handle(metaindex);
+        footer.extend_from_slice(&encode_handle(index));
+        footer.resize(40, 0);
+        footer.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
+        self.out.write_all(&footer)?;
+        self.offset += FOOTER_LEN as u64;
+        Ok((self.out, self.offset))
+    }
+}
+
+fn encode_handle(handle: BlockHandle) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20);
+    write_varint64(&mut out, handle.offset);
+    write_varint64(&mut out, handle.size);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn build(entries: &[(&[u8], &[u8])], options: TableOptions) -> Vec<u8> {
+        let mut builder = TableBuilder::new(Vec::new(), options);
+        for (k, v) in entries {
+            builder.add(k, v).unwrap();
+        }
+        let (bytes, len) = builder.finish().unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        bytes
+    }
+
+    #[test]
+    fn builder_reproduces_the_tiny_vector() {
+        let tiny = tiny_index();
+        let entries = parse_table(&tiny).unwrap();
+        let pairs: Vec<(&[u8], &[u8])> = entries
+            .iter()
+            .map(|e| (e.key.as_slice(), e.value.as_slice()))
+            .collect();
+        assert_eq!(build(&pairs, TableOptions::default()), tiny);
+    }
+
+    #[test]
+    fn separators_follow_tf() {
+        let cases: [(&[u8], &[u8], &[u8]); 5] = [
+            (b"abcd", b"abzz", b"abd"),
+            (b"abc", b"abd", b"abc"), // c+1 == d: unchanged
+            (b"ab", b"abc", b"ab"),   // prefix: unchanged
+            (b"layer_04931/x", b"layer_04932/x", b"layer_04931/x"),
+            (b"a\xff", b"b", b"a\xff"),
+        ];
+        for (start, limit, want) in cases {
+            let mut s = start.to_vec();
+            shortest_separator(&mut s, limit);
+            assert_eq!(s, want, "{start:?} / {limit:?}");
+        }
+        for (key, want) in [
+            (&b"s_scalar"[..], &b"t"[..]),
+            (b"plain", b"q"),
+            (b"\xff\xffa", b"\xff\xffb"),
+            (b"\xff\xff", b"\xff\xff"),
+        ] {
+            let mut k = key.to_vec();
+            short_successor(&mut k);
+            assert_eq!(k, want);
+        }
+    }
+
+    /// Small blocks: many data blocks, restarts every 16 entries, the huge-entry rule; the
+    /// reader gets every entry back.
+    #[test]
+    fn multi_block_tables_read_back() {
+        let options = TableOptions {
+            block_size: 300,
+            restart_interval: 16,
+        };
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..500)
+            .map(|i| {
+                (
+                    format!("electra/encoder/layer_{:04}/attention/self/query/kernel", i)
+                        .into_bytes(),
+                    vec![i as u8; i % 7],
+                )
+            })
+            .collect();
+        pairs.push((b"zz_big".to_vec(), vec![1u8; 700]));
+        pairs.push((b"zz_small".to_vec(), vec![2u8; 3]));
+        let refs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let bytes = build(&refs, options);
+        let footer = parse_footer(&bytes).unwrap();
+        let index = parse_block(&read_block(&bytes, footer.index, "index").unwrap(), 0).unwrap();
+        assert!(index.len() > 20, "{} blocks", index.len());
+        let got = parse_table(&bytes).unwrap();
+        assert_eq!(got.len(), pairs.len());
+        for (g, (k, v)) in got.iter().zip(&pairs) {
+            assert_eq!((&g.key, &g.value), (k, v));
+        }
+        // The big entry sits alone in its block.
+        let big = got.iter().find(|e| e.key == b"zz_big").unwrap();
+        assert!(got
+            .iter()
+            .filter(|e| e.block_offset == big.block_offset)
+            .all(|e| e.key == b"zz_big"));
+        let mut b = TableBuilder::new(Vec::new(), options);
+        b.add(b"b", b"").unwrap();
+        assert!(b.add(b"a", b"").is_err());
+        assert!(b.add(b"b", b"").is_err());
+    }
 
     /// The 121-byte `.index` of `SaveV2(prefix, ["x"], [""], [float32 [1.0]])` (spec §3.6).
     pub(crate) fn tiny_index() -> Vec<u8> {

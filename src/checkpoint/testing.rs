@@ -4,59 +4,28 @@
 //! TF's writer (no shortest separators, fixed block size) and is not part of the stable API.
 
 use super::crc;
-use super::proto::{Extent, TensorSlice};
+use super::proto::{self, BundleEntry, Endianness, Extent, TensorSlice};
 use super::table::TABLE_MAGIC;
 use super::varint::write_varint64;
 
-fn field_varint(out: &mut Vec<u8>, field: u32, value: u64) {
-    write_varint64(out, u64::from(field) << 3);
-    write_varint64(out, value);
-}
-
-fn field_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    write_varint64(out, (u64::from(field) << 3) | 2);
-    write_varint64(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
 /// Serialize a `BundleHeaderProto` (version producer 1).
 pub fn header_proto(num_shards: i32, big_endian: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    field_varint(&mut out, 1, num_shards as i64 as u64);
+    let mut header = proto::tf_header();
+    header.num_shards = num_shards;
     if big_endian {
-        field_varint(&mut out, 2, 1);
+        header.endianness = Endianness::Big;
     }
-    field_bytes(&mut out, 3, &[0x08, 0x01]);
-    out
+    proto::encode_header(&header)
 }
 
 /// Serialize a `TensorShapeProto`.
 pub fn shape_proto(dims: &[i64]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for &d in dims {
-        let mut dim = Vec::new();
-        if d != 0 {
-            field_varint(&mut dim, 1, d as u64);
-        }
-        field_bytes(&mut out, 2, &dim);
-    }
-    out
+    proto::encode_shape(dims)
 }
 
 /// Serialize a `TensorSliceProto` (full extents as empty messages, like TF).
 pub fn slice_proto(slice: &TensorSlice) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in &slice.extents {
-        let mut ext = Vec::new();
-        if let Some(length) = e.length {
-            if e.start != 0 {
-                field_varint(&mut ext, 1, e.start as u64);
-            }
-            field_varint(&mut ext, 2, length as u64);
-        }
-        field_bytes(&mut out, 1, &ext);
-    }
-    out
+    proto::encode_slice(slice)
 }
 
 /// Fields of a `BundleEntryProto` to serialize.
@@ -74,28 +43,18 @@ pub struct EntrySpec {
 
 /// Serialize a `BundleEntryProto`.
 pub fn entry_proto(e: &EntrySpec) -> Vec<u8> {
-    let mut out = Vec::new();
-    if e.dtype != 0 {
-        field_varint(&mut out, 1, e.dtype as i64 as u64);
-    }
-    field_bytes(&mut out, 2, &shape_proto(&e.shape));
-    if e.shard_id != 0 {
-        field_varint(&mut out, 3, e.shard_id as i64 as u64);
-    }
-    if e.offset != 0 {
-        field_varint(&mut out, 4, e.offset as u64);
-    }
-    if e.size != 0 {
-        field_varint(&mut out, 5, e.size as u64);
-    }
-    if e.slices.is_empty() {
-        out.push(0x35);
-        out.extend_from_slice(&e.crc32c.to_le_bytes());
-    }
-    for s in &e.slices {
-        field_bytes(&mut out, 7, &slice_proto(s));
-    }
-    out
+    proto::encode_entry(&BundleEntry {
+        dtype: e.dtype,
+        shape: proto::TensorShape {
+            dims: e.shape.clone(),
+            unknown_rank: false,
+        },
+        shard_id: e.shard_id,
+        offset: e.offset,
+        size: e.size,
+        crc32c: if e.slices.is_empty() { e.crc32c } else { 0 },
+        slices: e.slices.clone(),
+    })
 }
 
 /// A full-extent slice list helper: `(start, length)` per dim, `None` = whole dim.

@@ -209,6 +209,9 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         |t: &TensorInfo| !args.all && (slot_kind(&t.name).is_some() || t.name == "global_step");
     let shown: Vec<&TensorInfo> = ckpt.tensors().iter().filter(|t| !hidden(t)).collect();
     let total_bytes: u64 = ckpt.tensors().iter().map(bytes_of).sum();
+    let graph = ckpt.object_graph()?;
+    let vars = crate::convert::source_vars(&ckpt);
+    let layout = crate::mapping::detect_layout(&vars, graph.as_ref());
 
     if args.json {
         let tensors: Vec<Value> = shown
@@ -218,8 +221,13 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
                        "bytes": bytes_of(t)})
             })
             .collect();
+        let layout = match &layout {
+            Ok(l) => json!({"id": l.as_str(), "name": l.title()}),
+            Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
+        };
         let doc = json!({
             "checkpoint": ckpt.prefix().display().to_string(),
+            "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
                                 "bytes": slot_bytes},
@@ -247,6 +255,12 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
+    match &layout {
+        Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
+        Err(e) => out.push_str(&format!(
+            "layout: not one electra-convert converts ({e})\n\n"
+        )),
+    }
     out.push_str(&table(["name", "dtype", "shape", "size"], &rows));
     if !args.all && (adam_m + adam_v > 0 || global_step.is_some()) {
         let mut parts = Vec::new();

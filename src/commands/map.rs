@@ -7,17 +7,24 @@ use serde_json::json;
 
 use crate::checkpoint::Checkpoint;
 use crate::cli::MapArgs;
-use crate::mapping::{self, Plan, SkipCategory};
+use crate::mapping::{self, Plan, SkipCategory, SourceLayout};
+use crate::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
+    if args.checkpoint.join("config.json").is_file() {
+        return run_reverse(args);
+    }
     let ckpt = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
     let vars = crate::convert::source_vars(&ckpt);
-    let plans = mapping::plan_all(args.model, &vars)
+    let graph = ckpt.object_graph()?;
+    let plans = mapping::plan_checkpoint(args.model, &vars, graph.as_ref(), args.layout)
         .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
+    let layout = plans[0].source_layout;
     if args.json {
         let out = json!({
             "checkpoint": ckpt.prefix(),
+            "layout": {"id": layout.as_str(), "name": layout.title()},
             "model": args.model,
             "models": plans,
         });
@@ -25,6 +32,7 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     } else {
         let mut out = String::new();
         let _ = writeln!(out, "checkpoint {}", ckpt.prefix().display());
+        let _ = writeln!(out, "layout: {}", layout.title());
         for plan in &plans {
             out.push('\n');
             out.push_str(&render_text(plan));
@@ -45,16 +53,33 @@ fn shape(s: &[u64]) -> String {
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     let d = &plan.dims;
-    let _ = writeln!(
-        out,
-        "--model {} → {} (TF tower `{}`, embeddings `{}/embeddings`, {} layer(s), embeddings_project {})",
-        plan.kind.as_str(),
-        plan.class,
-        plan.layout.tower,
-        plan.layout.embeddings_scope,
-        plan.layout.layers,
-        if plan.layout.embeddings_project { "yes" } else { "no" }
-    );
+    let project = if plan.layout.embeddings_project {
+        "yes"
+    } else {
+        "no"
+    };
+    if plan.source_layout == SourceLayout::GoogleTf1 {
+        let _ = writeln!(
+            out,
+            "--model {} → {} (TF tower `{}`, embeddings `{}/embeddings`, {} layer(s), embeddings_project {project})",
+            plan.kind.as_str(),
+            plan.class,
+            plan.layout.tower,
+            plan.layout.embeddings_scope,
+            plan.layout.layers,
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "--model {} → {} ({} tower object `{}`, word table stored under `{}`, {} layer(s), embeddings_project {project}; keys resolved through the object graph)",
+            plan.kind.as_str(),
+            plan.class,
+            plan.source_layout.title(),
+            plan.layout.tower,
+            plan.layout.embeddings_scope,
+            plan.layout.layers,
+        );
+    }
     let _ = writeln!(
         out,
         "sizes: vocab_size {}, embedding_size {}, hidden_size {}, intermediate_size {}, num_hidden_layers {}, max_position_embeddings {}, type_vocab_size {}",
@@ -113,7 +138,11 @@ pub fn render_text(plan: &Plan) -> String {
         "\nskipped: {} variable(s){}",
         plan.skipped.len(),
         if slots > 0 {
-            format!(" ({slots} of them Adam optimizer slots, adam_m/adam_v: training state, not weights)")
+            if plan.source_layout == SourceLayout::GoogleTf1 {
+                format!(" ({slots} of them Adam optimizer slots, adam_m/adam_v: training state, not weights)")
+            } else {
+                format!(" ({slots} of them optimizer slots, `.OPTIMIZER_SLOT/...`: training state, not weights)")
+            }
         } else {
             String::new()
         }
@@ -133,4 +162,73 @@ pub fn render_text(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// `map` of a HuggingFace directory: what `export` writes for each of its tensors.
+fn run_reverse(args: &MapArgs) -> anyhow::Result<()> {
+    let kinds: Vec<ModelKind> = match args.model {
+        ModelKind::Discriminator | ModelKind::Generator => vec![args.model],
+        other => anyhow::bail!(
+            "{} is a HuggingFace model directory; map shows how export writes it, which needs --model discriminator or --model generator (not {})",
+            args.checkpoint.display(),
+            other.as_str()
+        ),
+    };
+    let maps = kinds
+        .iter()
+        .map(|&k| crate::export::reverse_map(&args.checkpoint, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.json {
+        let out = json!({"directory": args.checkpoint, "model": args.model, "direction": "export", "models": maps});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for m in &maps {
+        let _ = writeln!(
+            out,
+            "{} ({}) → TF checkpoint (export; the tables of `map` read backwards)\n",
+            m.directory.display(),
+            m.class
+        );
+        let hf_w = m
+            .entries
+            .iter()
+            .map(|e| e.hf.len())
+            .max()
+            .unwrap_or(0)
+            .max(18);
+        let tf_w = m
+            .entries
+            .iter()
+            .map(|e| e.tf.len())
+            .max()
+            .unwrap_or(0)
+            .max(11);
+        let _ = writeln!(
+            out,
+            "{:hf_w$}  {:tf_w$}  {:9}  shape (HF → TF)",
+            "HuggingFace tensor", "TF variable", "transform"
+        );
+        for e in &m.entries {
+            let _ = writeln!(
+                out,
+                "{:hf_w$}  {:tf_w$}  {:9}  {} → {}",
+                e.hf,
+                e.tf,
+                e.transform.as_str(),
+                shape(&e.hf_shape),
+                shape(&e.tf_shape)
+            );
+        }
+        if !m.not_written.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nnot written (tied or buffers): {}",
+                m.not_written.join(", ")
+            );
+        }
+    }
+    print!("{out}");
+    Ok(())
 }

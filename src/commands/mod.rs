@@ -2,6 +2,7 @@
 
 mod batch;
 mod convert;
+mod export;
 mod inspect;
 mod map;
 mod progress;
@@ -14,6 +15,7 @@ use crate::exit;
 
 /// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
 pub fn main_with_exit_code() -> i32 {
+    quit_quietly_on_closed_stdout();
     let args = with_default_subcommand(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -42,7 +44,20 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Map(args) => map::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Batch(args) => batch::run(&args),
+    }
+}
+
+/// `electra-convert inspect CKPT | head` closes stdout early. Rust ignores SIGPIPE, so the next
+/// `println!` would panic ("failed printing to stdout"); take the default action instead, as
+/// other command-line tools do: the process ends silently, killed by SIGPIPE. Output files are
+/// unaffected: stdout is only written after a conversion has committed its directory.
+fn quit_quietly_on_closed_stdout() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

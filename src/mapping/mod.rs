@@ -5,9 +5,14 @@
 //! model with its source variable, transform and shapes, plus every checkpoint variable that is
 //! not exported and why. Planning fails with a [`MappingError`] when the checkpoint is not an
 //! ELECTRA checkpoint, lacks the asked-for model, misses a tensor, has a gap in its layers, or
-//! has a tensor whose shape disagrees with the rest.
+//! has a tensor whose shape disagrees with the rest. [`reverse`] reads the same tables backwards
+//! for `export`.
 
+pub mod reverse;
 pub mod table;
+pub mod table_tf2;
+mod tf2;
+pub mod trainer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -16,6 +21,10 @@ use serde::Serialize;
 
 use crate::options::ModelKind;
 pub use table::{Dim, ModelTable, Row, Section, Tied, Transform, When};
+pub use table_tf2::{LayoutTable, SourceLayout};
+pub use tf2::detect as detect_tf2;
+
+use crate::checkpoint::ObjectGraph;
 
 /// A checkpoint variable as the mapping sees it: name, TF shape and TF dtype spelling.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -86,6 +95,18 @@ pub enum MappingError {
 
     #[error("variables under the exported scopes match no row of the {kind} table: {names}. This is not a layout electra-convert knows; run `electra-convert inspect` to see it")]
     Unrecognised { kind: &'static str, names: String },
+
+    #[error("this checkpoint is {what}; {advice}")]
+    Refused { what: String, advice: String },
+
+    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer nor an NVIDIA ELECTRA checkpoint: its root objects are {roots} (children of `model`: {model}). electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
+    UnknownTf2Layout { roots: String, model: String },
+
+    #[error("--layout {layout} needs an object-based TF2 checkpoint, but this one has no object graph (`_CHECKPOINTABLE_OBJECT_GRAPH`): {detail}. Drop --layout to detect the layout, or pass --layout google-tf1")]
+    NoObjectGraph {
+        layout: &'static str,
+        detail: String,
+    },
 }
 
 /// The dimensions of one exported model, each with the variable it was read from.
@@ -98,6 +119,9 @@ pub struct Dims {
     pub num_hidden_layers: u64,
     pub max_position_embeddings: u64,
     pub type_vocab_size: u64,
+    /// Known from the shapes only where attention kernels are 3-D (Model Garden).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_attention_heads: Option<u64>,
     #[serde(skip)]
     sources: BTreeMap<Dim, String>,
 }
@@ -112,6 +136,11 @@ impl Dims {
             Dim::P => self.max_position_embeddings,
             Dim::T => self.type_vocab_size,
             Dim::One => 1,
+            Dim::N => self.num_attention_heads.unwrap_or(0),
+            Dim::D => match self.num_attention_heads {
+                Some(n) if n > 0 => self.hidden_size / n,
+                _ => 0,
+            },
         }
     }
 
@@ -149,6 +178,10 @@ pub enum SkipCategory {
     TaskHead,
     OtherModel,
     Unrecognised,
+    /// Optimizer variables that are not per-weight slots (TF2 `optimizer/...`).
+    OptimizerState,
+    /// Not a variable value: the object graph, object metadata.
+    Metadata,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -164,7 +197,7 @@ pub struct Skipped {
 pub struct Layout {
     /// TF scope of the exported transformer.
     pub tower: String,
-    /// TF scope of its embedding tables.
+    /// TF scope of its embedding tables (TF2 layouts: the word table's object path).
     pub embeddings_scope: String,
     pub layers: usize,
     pub embeddings_project: bool,
@@ -175,6 +208,8 @@ pub struct Layout {
 pub struct Plan {
     pub kind: ModelKind,
     pub class: &'static str,
+    /// The producer whose table was applied.
+    pub source_layout: SourceLayout,
     pub layout: Layout,
     pub dims: Dims,
     /// Sorted by HuggingFace name (byte order), the order of the safetensors file.
@@ -184,6 +219,9 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// `task_specific/<task>` heads found (reported, never exported).
     pub task_heads: Vec<String>,
+    /// TF2 layouts: checkpoint key → the object-graph path the table resolved it from.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub object_paths: BTreeMap<String, String>,
 }
 
 /// The table for one of the three single-model kinds.
@@ -201,6 +239,77 @@ pub fn expand(kind: ModelKind) -> Vec<ModelKind> {
     match kind {
         ModelKind::Both => vec![ModelKind::Discriminator, ModelKind::Generator],
         k => vec![k],
+    }
+}
+
+/// The layout of a checkpoint: Google TF1 for name-based checkpoints, otherwise detected from
+/// the object graph's root edges (or a refusal naming what the checkpoint is).
+pub fn detect_layout(
+    vars: &[SourceVar],
+    graph: Option<&ObjectGraph>,
+) -> Result<SourceLayout, MappingError> {
+    match graph {
+        Some(g) => tf2::detect(g),
+        None => {
+            // google-research/electra's Electric objective: a two-tower cloze generator.
+            let electric: Vec<&str> = ["generator_ltr/", "generator_rtl/", "cloze_predictions/"]
+                .into_iter()
+                .filter(|scope| has_prefix(vars, scope))
+                .collect();
+            if !electric.is_empty() {
+                return Err(MappingError::Refused {
+                    what: format!(
+                        "an Electric checkpoint (google-research/electra trained with electric_objective: {}): its generator is a two-tower cloze model and its discriminator an energy model, neither of which transformers' ELECTRA classes represent",
+                        electric.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                    advice: "pass an ELECTRA pretraining checkpoint (electra_objective) instead; `--layout google-tf1` forces the TF1 table if you know the `electra/` tower is what you want".into(),
+                });
+            }
+            Ok(SourceLayout::GoogleTf1)
+        }
+    }
+}
+
+/// Plans for every model a `--model` choice writes, in the checkpoint's own layout (detected,
+/// or `layout` when given).
+pub fn plan_checkpoint(
+    kind: ModelKind,
+    vars: &[SourceVar],
+    graph: Option<&ObjectGraph>,
+    layout: Option<SourceLayout>,
+) -> Result<Vec<Plan>, MappingError> {
+    let layout = match layout {
+        Some(l) => l,
+        None => detect_layout(vars, graph)?,
+    };
+    match (layout, graph) {
+        (SourceLayout::GoogleTf1, _) => plan_all(kind, vars),
+        (tf2_layout, Some(g)) => tf2::plan_all(tf2_layout, kind, vars, g),
+        (tf2_layout, None) => Err(MappingError::NoObjectGraph {
+            layout: tf2_layout.as_str(),
+            detail: describe(vars),
+        }),
+    }
+}
+
+/// What the converted model cannot reproduce of the original, said once per plan: Model
+/// Garden's masked-LM head uses the tanh GELU, transformers' generator head the exact erf GELU.
+pub fn head_caveat(plan: &Plan) -> Option<&'static str> {
+    (plan.source_layout == SourceLayout::ModelGarden && plan.kind == ModelKind::Generator).then_some(
+        "Model Garden's masked-LM head applies the tanh-approximate GELU, but transformers' ElectraGeneratorPredictions always applies the exact erf GELU, whatever hidden_act says: the weights are converted exactly, yet the generator's logits differ slightly from Model Garden's (`verify --checkpoint` measures by how much)",
+    )
+}
+
+/// The `--model` values a checkpoint supports in a layout.
+pub fn available_kinds_in(
+    layout: SourceLayout,
+    vars: &[SourceVar],
+    graph: Option<&ObjectGraph>,
+) -> Vec<ModelKind> {
+    match (layout, graph) {
+        (SourceLayout::GoogleTf1, _) => available_kinds(vars),
+        (l, Some(g)) => tf2::available_kinds(l, g),
+        (_, None) => Vec::new(),
     }
 }
 
@@ -406,7 +515,7 @@ fn check_model_present(kind: ModelKind, vars: &[SourceVar]) -> Result<(), Mappin
     })
 }
 
-fn fill(template: &str, tower: &str, emb: &str, hf: &str, n: Option<usize>) -> String {
+pub(crate) fn fill(template: &str, tower: &str, emb: &str, hf: &str, n: Option<usize>) -> String {
     let mut s = template
         .replace("{tower}", tower)
         .replace("{emb}", emb)
@@ -462,7 +571,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
     let layers = layer_count(vars, tower);
     let count = layers.iter().next_back().map_or(0, |m| m + 1);
     if layers.len() != count {
-        let missing = (0..count).filter(|n| !layers.contains(n)).collect();
+        let missing = missing_layers(&layers, count);
         return Err(MappingError::LayerGap {
             tower: tower.to_owned(),
             count,
@@ -529,6 +638,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
         num_hidden_layers: count as u64,
         max_position_embeddings: 0,
         type_vocab_size: 0,
+        num_attention_heads: None,
         sources: BTreeMap::new(),
     };
     let anchors: [(Dim, String, usize); 6] = [
@@ -569,7 +679,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
             Dim::T => dims.type_vocab_size = value,
             Dim::H => dims.hidden_size = value,
             Dim::I => dims.intermediate_size = value,
-            Dim::One => {}
+            Dim::One | Dim::N | Dim::D => {}
         }
         dims.sources.insert(*dim, name.clone());
     }
@@ -636,10 +746,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
                 dtype: var.dtype.clone(),
             });
         }
-        let hf_shape = match p.row.transform {
-            Transform::Copy => var.shape.clone(),
-            Transform::Transpose => var.shape.iter().rev().copied().collect(),
-        };
+        let hf_shape = p.row.transform.hf_shape(&var.shape);
         entries.push(Entry {
             tf: p.tf.clone(),
             hf: p.hf.clone(),
@@ -702,6 +809,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
     Ok(Plan {
         kind,
         class: table.class,
+        source_layout: SourceLayout::GoogleTf1,
         layout: Layout {
             tower: tower.to_owned(),
             embeddings_scope: emb.to_owned(),
@@ -713,8 +821,21 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
         tied: table.tied.to_vec(),
         skipped,
         task_heads: task_heads(vars),
+        object_paths: BTreeMap::new(),
     })
 }
+
+/// The first few layer numbers absent from `0..count` (a hostile index can name layer 4e9;
+/// listing every gap would allocate gigabytes).
+fn missing_layers(layers: &BTreeSet<usize>, count: usize) -> Vec<usize> {
+    (0..count)
+        .filter(|n| !layers.contains(n))
+        .take(MAX_LISTED_GAPS)
+        .collect()
+}
+
+/// How many missing layer numbers an error lists.
+const MAX_LISTED_GAPS: usize = 16;
 
 fn missing_error(class: &'static str, items: Vec<String>, note: String) -> MappingError {
     const SHOWN: usize = 12;
@@ -829,6 +950,78 @@ pub fn markdown_tables() -> String {
                 out,
                 "| tied (not stored) | — | `{}` | same as `{}` | — |",
                 tied.hf, tied.same_as
+            );
+        }
+        out.push('\n');
+    }
+    for layout in [SourceLayout::ModelGarden, SourceLayout::Nvidia] {
+        out.push_str(&markdown_tf2_tables(layout));
+    }
+    out
+}
+
+/// The TF2 tables of one layout: sources are object-graph paths, resolved to checkpoint keys.
+fn markdown_tf2_tables(layout: SourceLayout) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### {} (`--layout {}`)\n\nSources are object-graph paths (each edge name escaped as in checkpoint keys); the key a path resolves to is what `map` prints. Default `hidden_act`: `{}`.\n",
+        layout.title(),
+        layout.as_str(),
+        layout.default_hidden_act()
+    );
+    for lt in table_tf2::tables(layout).into_iter().flatten() {
+        let table = &lt.table;
+        let _ = writeln!(
+            out,
+            "#### {} `--model {}` → `{}`\n\nTower `{}`, layers the children of `{}`, HuggingFace prefix `{}`.\n",
+            layout.title(),
+            table.kind,
+            table.class,
+            table.tower,
+            lt.layer_list.replace("{tower}", table.tower),
+            if table.hf_prefix.is_empty() {
+                "(none)"
+            } else {
+                table.hf_prefix
+            }
+        );
+        out.push_str("| section | object path | HuggingFace tensor | transform | TF shape |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for section in table.sections {
+            let when = match section.when {
+                When::Always => "",
+                When::EachLayer => ", each layer",
+                When::EmbeddingWidthDiffers => ", only if E ≠ H",
+            };
+            for row in section.rows {
+                let tf = fill(row.tf, table.tower, table.tower, table.hf_prefix, None);
+                let hf = fill(row.hf, table.tower, table.tower, table.hf_prefix, None);
+                let _ = writeln!(
+                    out,
+                    "| {}{} | `{}` | `{}` | {} | [{}] |",
+                    section.name,
+                    when,
+                    tf,
+                    hf,
+                    row.transform.describe(),
+                    symbolic(row.shape)
+                );
+            }
+        }
+        for tied in table.tied {
+            let _ = writeln!(
+                out,
+                "| tied (not stored) | — | `{}` | same as `{}` | — |",
+                tied.hf, tied.same_as
+            );
+        }
+        for (path, why) in lt.unused {
+            let _ = writeln!(
+                out,
+                "| not exported | `{}` | — | {} | — |",
+                path.replace("{tower}", table.tower),
+                why
             );
         }
         out.push('\n');

@@ -15,12 +15,21 @@ use serde::Serialize;
 
 /// How the tensor's values are carried over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Transform {
     /// Same values, same layout.
     Copy,
     /// A TF dense `kernel` [in, out] becomes a torch Linear `weight` [out, in].
     Transpose,
+    /// Same values, one axis: an einsum bias `[N, D]` becomes `[N·D]` (row-major, so head-major
+    /// as transformers splits heads).
+    Flatten,
+    /// An einsum kernel `[a, b, c]` viewed as `[a, b·c]`, then transposed to `[b·c, a]`
+    /// (Model Garden's query/key/value `[H, N, D]` → `[H, H]` → weight).
+    MergeLastTranspose,
+    /// An einsum kernel `[a, b, c]` viewed as `[a·b, c]`, then transposed to `[c, a·b]`
+    /// (Model Garden's attention output `[N, D, H]` → `[H, H]` → weight).
+    MergeFirstTranspose,
 }
 
 impl Transform {
@@ -28,6 +37,43 @@ impl Transform {
         match self {
             Transform::Copy => "copy",
             Transform::Transpose => "transpose",
+            Transform::Flatten => "flatten",
+            Transform::MergeLastTranspose => "merge_last_transpose",
+            Transform::MergeFirstTranspose => "merge_first_transpose",
+        }
+    }
+
+    /// How the docs describe it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Transform::Copy => "copy",
+            Transform::Transpose => "transpose",
+            Transform::Flatten => "flatten [a, b] → [a·b]",
+            Transform::MergeLastTranspose => "reshape [a, b, c] → [a, b·c], transpose",
+            Transform::MergeFirstTranspose => "reshape [a, b, c] → [a·b, c], transpose",
+        }
+    }
+
+    /// The `[rows, cols]` matrix a transposing transform swaps, from the TF shape; `None` when
+    /// the bytes are carried over in order.
+    pub fn matrix(self, tf_shape: &[u64]) -> Option<(u64, u64)> {
+        match (self, tf_shape) {
+            (Transform::Transpose, [r, c]) => Some((*r, *c)),
+            (Transform::MergeLastTranspose, [a, b, c]) => Some((*a, b * c)),
+            (Transform::MergeFirstTranspose, [a, b, c]) => Some((a * b, *c)),
+            _ => None,
+        }
+    }
+
+    /// The HuggingFace shape of a TF shape under this transform.
+    pub fn hf_shape(self, tf_shape: &[u64]) -> Vec<u64> {
+        match self {
+            Transform::Copy => tf_shape.to_vec(),
+            Transform::Flatten => vec![tf_shape.iter().product()],
+            _ => match self.matrix(tf_shape) {
+                Some((rows, cols)) => vec![cols, rows],
+                None => tf_shape.iter().rev().copied().collect(),
+            },
         }
     }
 }
@@ -49,6 +95,10 @@ pub enum Dim {
     T,
     /// the literal 1 (the discriminator's single output unit)
     One,
+    /// num_attention_heads (Model Garden's 3-D attention kernels)
+    N,
+    /// the head size, hidden_size / num_attention_heads
+    D,
 }
 
 impl Dim {
@@ -61,6 +111,8 @@ impl Dim {
             Dim::P => "P",
             Dim::T => "T",
             Dim::One => "1",
+            Dim::N => "N",
+            Dim::D => "D",
         }
     }
 
@@ -73,7 +125,8 @@ impl Dim {
             Dim::I => Some("intermediate_size"),
             Dim::P => Some("max_position_embeddings"),
             Dim::T => Some("type_vocab_size"),
-            Dim::One => None,
+            Dim::N => Some("num_attention_heads"),
+            Dim::One | Dim::D => None,
         }
     }
 }
@@ -102,6 +155,21 @@ const fn transpose(tf: &'static str, hf: &'static str, shape: &'static [Dim]) ->
         tf,
         hf,
         transform: Transform::Transpose,
+        shape,
+    }
+}
+
+/// A row with any transform (the TF2 tables use the einsum reshapes).
+pub(crate) const fn row(
+    tf: &'static str,
+    hf: &'static str,
+    transform: Transform,
+    shape: &'static [Dim],
+) -> Row {
+    Row {
+        tf,
+        hf,
+        transform,
         shape,
     }
 }

@@ -332,3 +332,52 @@ fn many_layers_sort_like_transformers() {
         .unwrap();
     assert!(i10 < i2);
 }
+
+#[test]
+fn electric_checkpoints_are_refused_by_detection_but_can_be_forced() {
+    let mut vars = vec![
+        SourceVar::new("electra/embeddings/word_embeddings", &[30, 8], "float32"),
+        SourceVar::new(
+            "generator_ltr/encoder/layer_0/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+        SourceVar::new("cloze_predictions/output_bias", &[30], "float32"),
+    ];
+    let err = detect_layout(&vars, None).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Electric"), "{text}");
+    assert!(
+        text.contains("`generator_ltr/`") && text.contains("`cloze_predictions/`"),
+        "{text}"
+    );
+    vars.truncate(1);
+    assert_eq!(detect_layout(&vars, None).unwrap(), SourceLayout::GoogleTf1);
+}
+
+/// Regression: a layer number near u32::MAX used to make the gap list allocate one entry per
+/// missing layer (gigabytes); the error now lists the first few.
+#[test]
+fn a_huge_layer_number_is_a_short_gap_error() {
+    let vars = vec![
+        SourceVar::new("electra/embeddings/word_embeddings", &[30, 8], "float32"),
+        SourceVar::new(
+            "electra/encoder/layer_0/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+        SourceVar::new(
+            "electra/encoder/layer_4000000000/attention/self/query/kernel",
+            &[8, 8],
+            "float32",
+        ),
+    ];
+    match plan(ModelKind::Encoder, &vars) {
+        Err(MappingError::LayerGap { count, missing, .. }) => {
+            assert_eq!(count, 4_000_000_001);
+            assert_eq!(missing.len(), 16);
+            assert_eq!(missing[0], 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -28,6 +28,7 @@ pub mod npy;
 pub mod reference;
 pub mod text;
 mod tf;
+mod tf2;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -91,6 +92,21 @@ pub struct ParityReport {
     pub outputs: BTreeMap<String, OutputComparison>,
     /// Observations worth knowing (re-tied weights, structure differences, ...).
     pub notes: Vec<String>,
+    /// Checkpoint mode, Model Garden generator: how far the original's own masked-LM head
+    /// (tanh GELU) is from the converted model, which transformers runs with the erf GELU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_head: Option<HeadDeviation>,
+}
+
+/// The measured effect of a head transformers cannot represent (reported, not judged).
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct HeadDeviation {
+    /// The original head's activation.
+    pub activation: String,
+    /// Largest |converted − original-with-its-own-head| over the logits.
+    pub max_abs_diff: f64,
+    /// Largest |logit| of the original.
+    pub max_abs_output: f64,
 }
 
 /// How one output compares.
@@ -422,6 +438,7 @@ pub fn verify_against_reference(
         seed: None,
         outputs: comparisons,
         notes: converted.notes,
+        original_head: None,
     })
 }
 
@@ -439,23 +456,96 @@ pub fn verify_against_checkpoint(
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let converted = load_converted(model_dir)?;
-    let variables = tf::open_checkpoint(checkpoint)?;
-    verify_converted_against_tf(model_dir, converted, variables.as_ref(), tol, seed)
+    let unusable = |e: crate::checkpoint::CheckpointError| VerifyError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        message: e.to_string(),
+    };
+    let ckpt = crate::checkpoint::Checkpoint::open(checkpoint).map_err(unusable)?;
+    let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
+        return verify_converted_against_tf(model_dir, converted, &ckpt, tol, seed);
+    };
+    // A TF2 object-based checkpoint: the producer's own object names.
+    let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {
+        path: ckpt.prefix().to_path_buf(),
+        message: format!(
+            "an object-based checkpoint with root objects {:?} is neither a Model Garden ElectraPretrainer nor an NVIDIA TF2 ELECTRA checkpoint; `electra-convert inspect` shows what it is",
+            graph.root_edges()
+        ),
+    })?;
+    let mut original = tf2::load_original(
+        &ckpt,
+        &graph,
+        producer,
+        converted.arch,
+        converted.config.num_attention_heads,
+    )?;
+    let head_act = original.original_head_act;
+    compare_with_original(
+        model_dir,
+        converted,
+        OriginalSide {
+            tower: &original.tower,
+            weights: &mut original.weights,
+            scope: &original.scope,
+            notes: std::mem::take(&mut original.notes),
+            own_head: head_act,
+        },
+        ckpt.prefix(),
+        tol,
+        seed,
+    )
 }
 
 fn verify_converted_against_tf(
     model_dir: &Path,
-    mut converted: Converted,
+    converted: Converted,
     variables: &dyn TfVariables,
     tol: Tolerance,
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
-    let mut notes = converted.notes;
     let mut original = tf::load_original(
         variables,
         converted.arch,
         converted.config.num_attention_heads,
     )?;
+    compare_with_original(
+        model_dir,
+        converted,
+        OriginalSide {
+            tower: &original.tower,
+            weights: &mut original.weights,
+            scope: &original.scope,
+            notes: std::mem::take(&mut original.notes),
+            own_head: None,
+        },
+        variables.path(),
+        tol,
+        seed,
+    )
+}
+
+/// The original network of a checkpoint check, whichever layout it was read in.
+struct OriginalSide<'a> {
+    tower: &'a model::Tower,
+    weights: &'a mut dyn model::WeightProvider,
+    /// The tower that was run, for messages.
+    scope: &'a str,
+    notes: Vec<String>,
+    /// The original generator head's own activation when transformers cannot represent it
+    /// (Model Garden's tanh GELU): measured and reported, not judged.
+    own_head: Option<config::Activation>,
+}
+
+/// Run the converted model and the original stage by stage on the seeded batch and compare.
+fn compare_with_original(
+    model_dir: &Path,
+    mut converted: Converted,
+    original: OriginalSide<'_>,
+    against: &Path,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let mut notes = converted.notes;
     notes.extend(original.notes);
     let hf_dims = converted.tower.dims().clone();
     let tf_dims = original.tower.dims().clone();
@@ -487,11 +577,26 @@ fn verify_converted_against_tf(
         hf_dims.type_vocab.min(tf_dims.type_vocab),
         converted.config.pad_token_id.unwrap_or(0) as u32,
     );
-    let [ours, theirs] = forward_pair(
-        (&converted.tower, &mut converted.weights),
-        (&original.tower, &mut original.weights),
-        &batch,
-    )?;
+    let (ours, theirs, own) = match original.own_head {
+        None => {
+            let [ours, theirs] = forward_pair(
+                (&converted.tower, &mut converted.weights),
+                (original.tower, original.weights),
+                &batch,
+            )?;
+            (ours, theirs, None)
+        }
+        Some(act) => {
+            let alternative = original.tower.with_generator_activation(act);
+            let [ours, theirs, own] = model::forward_pair_with_alternative_head(
+                (&converted.tower, &mut converted.weights),
+                (original.tower, original.weights),
+                &alternative,
+                &batch,
+            )?;
+            (ours, theirs, Some(own))
+        }
+    };
     let ours = outputs_by_name(&ours)?;
     let theirs = outputs_by_name(&theirs)?;
     let mut comparisons = BTreeMap::new();
@@ -514,11 +619,32 @@ fn verify_converted_against_tf(
         comparisons.insert(name.to_string(), comparison);
     }
     let passed = structure_ok && comparisons.values().all(|c| c.passed);
+    let mut original_head = None;
+    if let Some(own) = own {
+        let own = outputs_by_name(&own)?;
+        if let (Some(ours), Some(own)) = (ours.get("logits"), own.get("logits")) {
+            if ours.shape == own.shape {
+                let (mut max_abs, mut max_out) = (0f64, 0f64);
+                for (a, b) in ours.values.iter().zip(&own.values) {
+                    max_abs = max_abs.max((f64::from(*a) - f64::from(*b)).abs());
+                    max_out = max_out.max(f64::from(*b).abs());
+                }
+                notes.push(format!(
+                    "the original Model Garden masked-LM head applies the tanh GELU, which transformers' ElectraGeneratorPredictions cannot (it always applies the exact erf GELU): this check runs the original with transformers' head; with its own head the original's logits differ from the converted model's by up to {max_abs:.3e} (logits up to {max_out:.3e} in magnitude). The weights are exact"
+                ));
+                original_head = Some(HeadDeviation {
+                    activation: "gelu_tanh".into(),
+                    max_abs_diff: max_abs,
+                    max_abs_output: max_out,
+                });
+            }
+        }
+    }
     Ok(ParityReport {
         passed,
         mode: "checkpoint".into(),
         model_dir: model_dir.to_path_buf(),
-        against: variables.path().to_path_buf(),
+        against: against.to_path_buf(),
         architecture: converted.arch.class_name().into(),
         tolerance: tol,
         rule: RULE.into(),
@@ -526,6 +652,7 @@ fn verify_converted_against_tf(
         seed: Some(seed),
         outputs: comparisons,
         notes,
+        original_head,
     })
 }
 

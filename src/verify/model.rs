@@ -4,11 +4,11 @@
 //! The network is described by *logical* parameters (`Param`); a `WeightProvider` turns each
 //! into a tensor in the layout the math wants (dense kernels as `[in, out]`, so a layer is
 //! `x · K + b`). Providers: the HuggingFace one (`hf.rs`, safetensors names, torch `[out, in]`
-//! weights), the TensorFlow one (`tf.rs`, checkpoint names, `[in, out]` kernels) and the random
-//! one of the benchmark (`bench.rs`). Supporting another source layout (a TF2 object-based
-//! checkpoint, say) means writing one more provider: it names each `Param` in its own
-//! spelling, checks shapes without reading values (`WeightProvider::check`) and reads values
-//! only when asked. Everything numeric — embeddings, LayerNorm, attention, activations, heads —
+//! weights), the TensorFlow one (`tf.rs`, checkpoint names, `[in, out]` kernels), the TF2 one
+//! (`tf2.rs`, Model Garden / NVIDIA object names through the object graph, einsum kernels
+//! reshaped) and the random one of the benchmark (`bench.rs`). Supporting another source layout
+//! means writing one more provider: it names each `Param` in its own spelling, checks shapes
+//! without reading values (`WeightProvider::check`) and reads values only when asked. Everything numeric — embeddings, LayerNorm, attention, activations, heads —
 //! lives here once, so the checks differ only in weight naming and layout.
 //!
 //! A `Tower` holds sizes and numerics but no weights. Its forward pass has three kinds of
@@ -247,6 +247,7 @@ pub(crate) struct Outputs {
 }
 
 /// The state between two stages: the hidden states so far and the additive attention mask.
+#[derive(Clone)]
 pub(crate) struct Running {
     /// `[B, S, H]` (`[B, S, E]` never escapes the embedding stage: the projection is part of it).
     x: Tensor,
@@ -279,6 +280,14 @@ impl Tower {
 
     pub fn dims(&self) -> &Dims {
         &self.dims
+    }
+
+    /// The same tower with another generator-head activation (to measure what a head that
+    /// transformers cannot represent computes).
+    pub fn with_generator_activation(&self, act: Activation) -> Tower {
+        let mut t = self.clone();
+        t.numerics.generator_act = act;
+        t
     }
 
     /// Every parameter the forward pass fetches, with the shape it asks for, in fetch order.
@@ -624,6 +633,30 @@ pub(crate) fn forward_pair(
         }
     }
     Ok([ta.head(wa, a)?, tb.head(wb, b)?])
+}
+
+/// [`forward_pair`], and also the second tower's head as `alternative` computes it, on the same
+/// encoder output (the head's weights are fetched once more; the encoder is not rerun).
+pub(crate) fn forward_pair_with_alternative_head(
+    first: (&Tower, &mut dyn WeightProvider),
+    second: (&Tower, &mut dyn WeightProvider),
+    alternative: &Tower,
+    batch: &Batch,
+) -> Result<[Outputs; 3], VerifyError> {
+    let (ta, wa) = first;
+    let (tb, wb) = second;
+    let mut a = ta.embed(wa, batch)?;
+    let mut b = tb.embed(wb, batch)?;
+    for l in 0..ta.dims.layers.max(tb.dims.layers) {
+        if l < ta.dims.layers {
+            a = ta.layer(wa, l, a)?;
+        }
+        if l < tb.dims.layers {
+            b = tb.layer(wb, l, b)?;
+        }
+    }
+    let alt = alternative.head(wb, b.clone())?;
+    Ok([ta.head(wa, a)?, tb.head(wb, b)?, alt])
 }
 
 /// What a provider hands out for one [`Want`].

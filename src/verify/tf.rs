@@ -56,15 +56,6 @@ pub trait TfVariables {
     }
 }
 
-/// Open a checkpoint with the project's reader.
-pub(crate) fn open_checkpoint(path: &Path) -> Result<Box<dyn TfVariables>, VerifyError> {
-    let checkpoint = Checkpoint::open(path).map_err(|e| VerifyError::Checkpoint {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(Box::new(checkpoint))
-}
-
 impl TfVariables for Checkpoint {
     fn path(&self) -> &Path {
         self.prefix()

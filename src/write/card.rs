@@ -195,10 +195,20 @@ pub fn model_card(f: &CardFacts<'_>, tool_version: &str) -> String {
             ""
         }
     );
+    if let Some(caveat) = crate::mapping::head_caveat(plan) {
+        let _ = writeln!(s, "**Note.** {caveat}.\n");
+    }
     s.push_str("| | |\n|---|---|\n");
     let _ = writeln!(s, "| class | `{}` |", plan.class);
     let _ = writeln!(s, "| checkpoint | `{}` |", f.checkpoint);
     let _ = writeln!(s, "| tower | `{}/` |", plan.layout.tower);
+    if plan.source_layout != crate::mapping::SourceLayout::GoogleTf1 {
+        let _ = writeln!(
+            s,
+            "| source layout | {} (keys resolved through the checkpoint's object graph) |",
+            plan.source_layout.title()
+        );
+    }
     let _ = writeln!(
         s,
         "| global_step | {} |",

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use crate::mapping::trainer::TowerSettings;
 use crate::mapping::{Dim, Plan};
 use crate::options::OutputDtype;
 
@@ -43,32 +44,70 @@ fn check_heads(heads: u64, hidden: u64, origin: &str) -> Result<(), WriteError> 
     Ok(())
 }
 
-/// The config.json transformers would write for this plan.
+/// The config.json transformers would write for this plan (layout defaults for what the
+/// shapes cannot tell).
 pub fn infer(plan: &Plan, num_heads: Option<u32>, dtype: OutputDtype) -> Result<Value, WriteError> {
+    infer_with(plan, num_heads, dtype, None)
+}
+
+/// [`infer`], with the trainer's own settings for the exported tower (`params.yaml` /
+/// `pretrain_config.json`) where they exist. Head count: `--num-heads`, else the 3-D attention
+/// kernels' (Model Garden), else the trainer config's, else ELECTRA's max(1, H / 64).
+/// Activation and LayerNorm epsilon: the trainer config's, else the layout's default.
+pub fn infer_with(
+    plan: &Plan,
+    num_heads: Option<u32>,
+    dtype: OutputDtype,
+    trainer: Option<&TowerSettings>,
+) -> Result<Value, WriteError> {
     let d = &plan.dims;
-    let heads = match num_heads {
-        Some(n) => {
+    let heads = match (num_heads, d.num_attention_heads) {
+        (Some(n), Some(shaped)) if u64::from(n) != shaped => {
+            return Err(WriteError::Heads {
+                heads: u64::from(n),
+                hidden: d.hidden_size,
+                origin: format!(
+                    "--num-heads, but the checkpoint's attention kernels have {shaped} heads (`{}`); drop --num-heads",
+                    d.source(Dim::N).unwrap_or("?")
+                ),
+            })
+        }
+        (Some(n), _) => {
             check_heads(u64::from(n), d.hidden_size, "--num-heads")?;
             u64::from(n)
         }
-        None => {
-            let h = default_heads(d.hidden_size);
-            check_heads(h, d.hidden_size, "the default max(1, hidden_size / 64)")?;
-            h
+        (None, Some(shaped)) => {
+            check_heads(shaped, d.hidden_size, "the attention kernels' shape")?;
+            shaped
         }
+        (None, None) => match trainer.and_then(|t| t.num_attention_heads) {
+            Some(h) => {
+                check_heads(h, d.hidden_size, "the trainer config's num_attention_heads")?;
+                h
+            }
+            None => {
+                let h = default_heads(d.hidden_size);
+                check_heads(h, d.hidden_size, "the default max(1, hidden_size / 64)")?;
+                h
+            }
+        },
     };
+    let hidden_act = trainer
+        .and_then(|t| t.hidden_act.clone())
+        .unwrap_or_else(|| plan.source_layout.default_hidden_act().to_owned());
+    let eps = trainer.and_then(|t| t.layer_norm_eps).unwrap_or(1e-12);
     let fields: BTreeMap<&str, Value> = BTreeMap::from([
         ("architectures", json!([plan.class])),
         ("attention_probs_dropout_prob", json!(0.1)),
         ("classifier_dropout", Value::Null),
         ("dtype", json!(torch_dtype(dtype))),
         ("embedding_size", json!(d.embedding_size)),
-        ("hidden_act", json!("gelu")),
+        ("hidden_act", json!(hidden_act)),
         ("hidden_dropout_prob", json!(0.1)),
         ("hidden_size", json!(d.hidden_size)),
         ("initializer_range", json!(0.02)),
         ("intermediate_size", json!(d.intermediate_size)),
-        ("layer_norm_eps", json!(1e-12)),
+        ("layer_norm_eps", json!(eps)),
         ("max_position_embeddings", json!(d.max_position_embeddings)),
         ("model_type", json!("electra")),
         ("num_attention_heads", json!(heads)),
@@ -275,6 +314,22 @@ pub fn from_user_file(
         }
     }
     let configured_heads = field_u64("num_attention_heads")?;
+    if let Some(shaped) = d.num_attention_heads {
+        if configured_heads != shaped {
+            return Err(WriteError::ConfigMismatch {
+                path: path.to_path_buf(),
+                field: "num_attention_heads".to_owned(),
+                configured: configured_heads,
+                defaulted: !obj.contains_key("num_attention_heads"),
+                actual: shaped,
+                why: format!(
+                    "from the shape of `{}`",
+                    d.source(Dim::N).unwrap_or("the attention kernels")
+                ),
+                model: plan.kind.as_str(),
+            });
+        }
+    }
     let heads = match num_heads {
         Some(n) if obj.contains_key("num_attention_heads") && u64::from(n) != configured_heads => {
             return Err(invalid(format!(

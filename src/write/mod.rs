@@ -4,8 +4,10 @@
 //! (`.NAME.tmp-<pid>-<n>`), registered with [`cleanup`] so an interrupt removes it, and renamed
 //! into place only when every file is written. An existing non-empty destination is refused
 //! unless `force`; then the old directory is renamed away, the new one renamed in, and the old
-//! one deleted. Any error before that leaves nothing behind.
+//! one deleted. Any error before that leaves nothing behind. [`bundle`] does the same for a TF
+//! checkpoint directory.
 
+pub mod bundle;
 pub mod card;
 pub mod cleanup;
 pub mod config;
@@ -79,6 +81,12 @@ pub enum WriteError {
         why: String,
         model: &'static str,
     },
+
+    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
+    PrefixName { path: PathBuf },
+
+    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
+    Bundle { prefix: PathBuf, error: String },
 
     #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
     Vocab { path: PathBuf, reason: String },
@@ -300,11 +308,11 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// A file that asks the kernel to start writing its dirty pages to disk every
-/// [`WRITEBACK_EVERY`] bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
+/// `WRITEBACK_EVERY` (32 MiB) bytes (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start, don't
 /// wait). The writeback work then happens on the writing thread while the converting thread
 /// carries on, instead of all at once inside the closing `fsync`. Durability still comes from
 /// that `fsync`; this only moves work earlier.
-struct EarlyWriteback {
+pub struct EarlyWriteback {
     file: File,
     /// Bytes written so far, and where the last writeback request ended.
     written: u64,
@@ -312,7 +320,7 @@ struct EarlyWriteback {
 }
 
 impl EarlyWriteback {
-    fn new(file: File) -> Self {
+    pub fn new(file: File) -> Self {
         EarlyWriteback {
             file,
             written: 0,

@@ -16,7 +16,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use half::{bf16, f16};
 use serde_json::{json, Map, Value};
 
-use crate::mapping::{Entry, Transform};
+use crate::mapping::Entry;
 use crate::options::OutputDtype;
 
 use super::WriteError;
@@ -167,10 +167,10 @@ pub fn convert_into<'o>(
 
 /// `[rows, cols]` of a transposed entry, `None` for a copied one.
 fn transpose_shape(entry: &Entry) -> Option<(usize, usize)> {
-    match entry.transform {
-        Transform::Copy => None,
-        Transform::Transpose => Some((entry.tf_shape[0] as usize, entry.tf_shape[1] as usize)),
-    }
+    entry
+        .transform
+        .matrix(&entry.tf_shape)
+        .map(|(rows, cols)| (rows as usize, cols as usize))
 }
 
 fn size_error(entry: &Entry, got: u64) -> WriteError {
@@ -483,12 +483,10 @@ pub fn write_safetensors<W: Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::Transform;
 
     fn entry(transform: Transform, tf_shape: &[u64]) -> Entry {
-        let hf_shape = match transform {
-            Transform::Copy => tf_shape.to_vec(),
-            Transform::Transpose => tf_shape.iter().rev().copied().collect(),
-        };
+        let hf_shape = transform.hf_shape(tf_shape);
         Entry {
             tf: "t".into(),
             hf: "h".into(),
@@ -501,6 +499,30 @@ mod tests {
 
     fn bytes(v: &[f32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Model Garden's einsum kernels: q/k/v `[H, N, D]` and the attention output `[N, D, H]`
+    /// become `reshape(·, [H, H])ᵀ`; an `[N, D]` bias is its values in order.
+    #[test]
+    fn einsum_kernels_reshape_then_transpose() {
+        // [2, 2, 3] with values 0..12: as [2, 6] (merge last) or [4, 3] (merge first).
+        let v: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        let last = entry(Transform::MergeLastTranspose, &[2, 2, 3]);
+        assert_eq!(last.hf_shape, [6, 2]);
+        let out = convert_tensor(&last, Cow::Owned(bytes(&v)), OutputDtype::F32).unwrap();
+        let want: Vec<f32> = (0..6).flat_map(|c| [c as f32, (6 + c) as f32]).collect();
+        assert_eq!(&out[..], &bytes(&want)[..]);
+        let first = entry(Transform::MergeFirstTranspose, &[2, 2, 3]);
+        assert_eq!(first.hf_shape, [3, 4]);
+        let out = convert_tensor(&first, Cow::Owned(bytes(&v)), OutputDtype::F32).unwrap();
+        let want: Vec<f32> = (0..3)
+            .flat_map(|c| (0..4).map(move |r| (r * 3 + c) as f32))
+            .collect();
+        assert_eq!(&out[..], &bytes(&want)[..]);
+        let flat = entry(Transform::Flatten, &[2, 3]);
+        assert_eq!(flat.hf_shape, [6]);
+        let out = convert_tensor(&flat, Cow::Owned(bytes(&v[..6])), OutputDtype::F16).unwrap();
+        assert_eq!(out.len(), 12);
     }
 
     #[test]
