@@ -421,6 +421,25 @@ impl HfWeights {
     }
 }
 
+/// Row-major `[rows, cols]` values → a contiguous `[cols, rows]` tensor, transposed in tiles (candle's strided
+/// copy, `.t().contiguous()`, moves one element at a time and was a quarter of the check's
+/// time). The kernel must be contiguous, not a transposed view: the matmul over a strided
+/// operand can round differently (seen on a TF2 fixture), and the numbers must not change.
+fn transposed(src: &[f32], rows: usize, cols: usize) -> Result<Tensor, VerifyError> {
+    const TILE: usize = 16;
+    let mut dst = vec![0f32; src.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+    Tensor::from_vec(dst, (cols, rows), &Device::Cpu).map_err(super::model::candle_error)
+}
+
 /// Little-endian stored values as f32, the conversions candle's `to_dtype(F32)` makes.
 fn decode_into(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) {
     match dtype {
@@ -485,10 +504,12 @@ impl WeightProvider for HfWeights {
 
     fn dense(&mut self, param: Param, d_in: usize, d_out: usize) -> Result<Dense, VerifyError> {
         let base = self.base(param);
-        let weight = self.load(&format!("{base}.weight"), &[d_out, d_in])?;
+        let key = format!("{base}.weight");
+        let located = self.locate(&key, &[d_out, d_in])?;
+        let mut weight = Vec::new();
+        self.read_elements(&key, &located, 0, d_out * d_in, &mut weight)?;
+        let kernel = transposed(&weight, d_out, d_in)?;
         let bias = self.load(&format!("{base}.bias"), &[d_out])?;
-        // A transposed view, not a copy: the matmul reads it through its strides.
-        let kernel = weight.t().map_err(super::model::candle_error)?;
         Ok(Dense { kernel, bias })
     }
 
