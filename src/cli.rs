@@ -54,7 +54,10 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   electra-convert verify out/disc --reference refs/disc.safetensors
   electra-convert verify out/gen --reference refs/gen.npz --atol 1e-5 --json
-  electra-convert verify out/disc --checkpoint fixtures/electra/tied/model.ckpt-1000";
+  electra-convert verify out/disc --checkpoint fixtures/electra/tied/model.ckpt-1000
+  electra-convert verify out/disc --text \"the chef cooked the meal\"
+  electra-convert verify out/gen --text \"the chef [MASK] the meal\" --text \"paris is a city\"
+  electra-convert verify out/gen --text-file sentences.txt --json";
 
 const BATCH_EXAMPLES: &str = "\
 Examples:
@@ -87,7 +90,8 @@ pub enum Command {
     /// directories, or complete a released checkpoint with Adam slots and global_step.
     #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
-    /// Check a converted model's outputs against reference outputs or the original checkpoint.
+    /// Check a converted model against reference outputs or the original checkpoint, or show
+    /// what it predicts for a text.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Convert every job of a TOML or JSON manifest, in parallel, with reports for CI.
@@ -385,7 +389,12 @@ pub struct MapArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("against").required(true).args(["reference", "checkpoint"])))]
+#[command(group(
+    clap::ArgGroup::new("against")
+        .required(true)
+        .args(["reference", "checkpoint", "text", "text_file"])
+))]
+#[command(group(clap::ArgGroup::new("texts").multiple(true).args(["text", "text_file"])))]
 pub struct VerifyArgs {
     /// A converted model directory (config.json + model.safetensors).
     pub model_dir: PathBuf,
@@ -410,6 +419,22 @@ pub struct VerifyArgs {
     /// Seed for the generated inputs of --checkpoint.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// Run the model on TEXT (repeatable), tokenized by the directory's own tokenizer, and show
+    /// what it predicts: per token the replaced probability (discriminator), the top 5 at each
+    /// mask token or the top-1 reconstruction (generator), the hidden state's shape and norm
+    /// (encoder). No tolerance, no verdict: a look at the model.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Vec<String>,
+
+    /// Like --text, for every line of FILE (UTF-8; blank lines are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub text_file: Option<PathBuf>,
+
+    /// With --text / --text-file: refuse a text longer than max_position_embeddings tokens
+    /// instead of using its first max_position_embeddings tokens.
+    #[arg(long, requires = "texts")]
+    pub no_truncate: bool,
 
     /// Print JSON instead of a report.
     #[arg(long)]

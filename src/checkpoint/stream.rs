@@ -231,6 +231,52 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The values [`read_f32`](Checkpoint::read_f32) returns, appended to `out`, read with
+    /// positioned reads (no mapping) and CRC-verified before this returns. A float32 tensor is
+    /// read straight into `out`'s memory on a little-endian host; other dtypes are decoded piece
+    /// by piece from `buf` (reused like in [`read_into`](Checkpoint::read_into)). On an error,
+    /// `out` may hold part of the tensor.
+    pub fn read_f32_into(
+        &self,
+        name: &str,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), CheckpointError> {
+        let (_, info) = self.lookup(name)?;
+        if !info.dtype.is_float() {
+            return Err(self.wrong(info, "a floating-point tensor"));
+        }
+        let (i, info) = self.numeric_layout(name)?;
+        if let (Layout::Plain(stored), DType::Float32, true) =
+            (&self.layouts[i], info.dtype, cfg!(target_endian = "little"))
+        {
+            // Validated at open: size == elements × 4. `Source::read` leaves the bytes in
+            // little-endian order (swapped for a big-endian bundle), the host's order here.
+            let count = stored.size as usize / 4;
+            let start = out.len();
+            if out.is_empty() {
+                // Zeroed pages straight from the allocator (calloc), not a memset.
+                *out = vec![0.0; count];
+            } else {
+                out.resize(start + count, 0.0);
+            }
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[start..]);
+            let source = Source::open(self, stored, &info.name, info.dtype)?;
+            let mut crc = 0;
+            source.read(bytes, 0, &mut crc)?;
+            return source.finish(crc);
+        }
+        let dtype = info.dtype;
+        self.read_chunks(name, 1 << 20, buf, |bytes| {
+            super::decode_f32(dtype, bytes, out);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            ChunkError::Read(e) => e,
+            ChunkError::Sink(never) => match never {},
+        })
+    }
+
     /// The values [`read_f32`](Checkpoint::read_f32) returns, streamed: read like
     /// [`read_chunks`](Checkpoint::read_chunks) in pieces of about `chunk` bytes (rounded down
     /// to a multiple of 8, at least 8), each decoded to f32 and handed to `sink` with the index
@@ -297,17 +343,20 @@ mod tests {
             .collect()
     }
 
-    /// `read_f32_chunks` gives `read_f32`'s values, piece by piece at the right element
-    /// indices, for every float tensor of the format fixtures (f32, f64, f16, bf16,
-    /// partitioned, multi-shard) and refuses the others as `read_f32` does.
+    /// `read_f32_chunks` (piece by piece, at the right element indices) and `read_f32_into`
+    /// give `read_f32`'s values for every float tensor of the format fixtures (f32, f64, f16,
+    /// bf16, partitioned, multi-shard), and refuse the others with `read_f32`'s error.
     #[test]
-    fn read_f32_chunks_equals_read_f32_on_the_fixtures() {
+    fn streamed_f32_reads_equal_read_f32_on_the_fixtures() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let mut buf = Vec::new();
         let mut checked = 0;
         for name in ["basic", "half", "partitioned", "multishard", "tiny"] {
             let ckpt =
                 Checkpoint::open(&fixtures().join("format").join(name).join("ckpt")).unwrap();
             for info in ckpt.tensors() {
+                let mut into = vec![7.0];
+                let into_result = ckpt.read_f32_into(&info.name, &mut buf, &mut into);
                 for chunk in [1, 8, 12, 4096] {
                     let mut got = Vec::new();
                     let result =
@@ -319,22 +368,22 @@ mod tests {
                     match ckpt.read_f32(&info.name) {
                         Ok(want) => {
                             result.unwrap();
-                            let bits =
-                                |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                            assert_eq!(
-                                bits(&got),
-                                bits(&want),
-                                "{name}/{} chunk {chunk}",
-                                info.name
-                            );
+                            assert_eq!(bits(&got), bits(&want), "{name}/{} {chunk}", info.name);
+                            assert_eq!(into_result.as_ref().ok(), Some(&()));
+                            assert_eq!(into[0], 7.0, "read_f32_into appends");
+                            assert_eq!(bits(&into[1..]), bits(&want), "{name}/{}", info.name);
                             checked += 1;
                         }
-                        Err(e) => match result {
-                            Err(ChunkError::Read(got)) => {
-                                assert_eq!(got.to_string(), e.to_string())
+                        Err(e) => {
+                            match result {
+                                Err(ChunkError::Read(got)) => {
+                                    assert_eq!(got.to_string(), e.to_string())
+                                }
+                                other => panic!("{}: {:?}", info.name, other.map_err(|_| ())),
                             }
-                            other => panic!("{}: {:?}", info.name, other.map_err(|_| ())),
-                        },
+                            let err = into_result.as_ref().unwrap_err();
+                            assert_eq!(err.to_string(), e.to_string());
+                        }
                     }
                 }
             }

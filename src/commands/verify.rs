@@ -1,10 +1,15 @@
 //! `verify`: parity of a converted model against reference outputs or the checkpoint.
 
+use std::io::IsTerminal;
+
 use crate::cli::VerifyArgs;
 use crate::exit;
 use crate::verify::{self, ParityReport, Tolerance};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
+    if !args.text.is_empty() || args.text_file.is_some() {
+        return run_texts(args);
+    }
     let tol = tolerance(args.atol, args.rtol)?;
     let report = if let Some(reference) = &args.reference {
         verify::verify_against_reference(&args.model_dir, reference, tol)?
@@ -16,6 +21,26 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     };
     print_report(&report, args.json)?;
     parity_result(&report)
+}
+
+/// `verify --text` / `--text-file`: what the model predicts for the texts (no verdict, exit 0).
+fn run_texts(args: &VerifyArgs) -> anyhow::Result<()> {
+    let texts = match &args.text_file {
+        Some(file) => verify::read_text_file(file)?,
+        None => args.text.clone(),
+    };
+    let report = verify::run_texts(&args.model_dir, &texts, !args.no_truncate)?;
+    for warning in &report.warnings {
+        eprintln!("electra-convert: warning: {warning}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let stdout = std::io::stdout();
+        let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        println!("{}", report.to_text(colour));
+    }
+    Ok(())
 }
 
 /// Validate tolerances from the command line.

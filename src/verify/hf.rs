@@ -388,7 +388,12 @@ impl HfWeights {
         let start = out.len();
         if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
             // The stored bytes are the values: read them into the f32 buffer itself.
-            out.resize(start + count, 0.0);
+            if out.is_empty() {
+                // Zeroed pages straight from the allocator (calloc), not a memset.
+                *out = vec![0.0; count];
+            } else {
+                out.resize(start + count, 0.0);
+            }
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[start..]);
             return read_exact_at(&wf.file, bytes, offset).map_err(failed);
         }
@@ -414,6 +419,25 @@ impl HfWeights {
         self.read_elements(key, &located, 0, count, &mut values)?;
         Tensor::from_vec(values, shape, &Device::Cpu).map_err(super::model::candle_error)
     }
+}
+
+/// Row-major `[rows, cols]` values → a contiguous `[cols, rows]` tensor, transposed in tiles (candle's strided
+/// copy, `.t().contiguous()`, moves one element at a time and was a quarter of the check's
+/// time). The kernel must be contiguous, not a transposed view: the matmul over a strided
+/// operand can round differently (seen on a TF2 fixture), and the numbers must not change.
+fn transposed(src: &[f32], rows: usize, cols: usize) -> Result<Tensor, VerifyError> {
+    const TILE: usize = 16;
+    let mut dst = vec![0f32; src.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+    Tensor::from_vec(dst, (cols, rows), &Device::Cpu).map_err(super::model::candle_error)
 }
 
 /// Little-endian stored values as f32, the conversions candle's `to_dtype(F32)` makes.
@@ -480,12 +504,12 @@ impl WeightProvider for HfWeights {
 
     fn dense(&mut self, param: Param, d_in: usize, d_out: usize) -> Result<Dense, VerifyError> {
         let base = self.base(param);
-        let weight = self.load(&format!("{base}.weight"), &[d_out, d_in])?;
+        let key = format!("{base}.weight");
+        let located = self.locate(&key, &[d_out, d_in])?;
+        let mut weight = Vec::new();
+        self.read_elements(&key, &located, 0, d_out * d_in, &mut weight)?;
+        let kernel = transposed(&weight, d_out, d_in)?;
         let bias = self.load(&format!("{base}.bias"), &[d_out])?;
-        let kernel = weight
-            .t()
-            .and_then(|t| t.contiguous())
-            .map_err(super::model::candle_error)?;
         Ok(Dense { kernel, bias })
     }
 
@@ -500,5 +524,39 @@ impl WeightProvider for HfWeights {
     fn vector(&mut self, param: Param, len: usize) -> Result<Tensor, VerifyError> {
         let key = format!("{}.bias", self.base(param));
         self.load(&key, &[len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// The byte-range reader converts half-precision and f64 weights exactly as candle's
+    /// `to_dtype(F32)` did when the file was memory-mapped: every f16 and bf16 bit pattern, and
+    /// f64 values that round.
+    #[test]
+    fn decoding_equals_candles_conversion() {
+        let halves: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        for (dtype, candle_dtype) in [(Dtype::F16, DType::F16), (Dtype::BF16, DType::BF16)] {
+            let mut ours = Vec::new();
+            decode_into(dtype, &halves, &mut ours);
+            let theirs = Tensor::from_raw_buffer(&halves, candle_dtype, &[1 << 16], &Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t.to_vec1::<f32>())
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&theirs), "{dtype:?}");
+        }
+        let doubles = [0.1f64, -1e-40, 3.4e38, 1e300, f64::NAN, 1.0 + f64::EPSILON];
+        let bytes: Vec<u8> = doubles.iter().flat_map(|d| d.to_le_bytes()).collect();
+        let mut ours = Vec::new();
+        decode_into(Dtype::F64, &bytes, &mut ours);
+        let theirs = Tensor::from_raw_buffer(&bytes, DType::F64, &[doubles.len()], &Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&ours), bits(&theirs));
     }
 }

@@ -26,6 +26,7 @@ mod hf;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod text;
 mod tf;
 mod tf2;
 
@@ -40,6 +41,7 @@ use self::model::{forward_pair, Batch, Numerics, Outputs, Tower};
 
 pub use self::npy::parse_npy;
 pub use self::reference::{read_reference, read_reference_bytes};
+pub use self::text::{read_text_file, run_texts, TextReport};
 pub use self::tf::TfVariables;
 
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
@@ -240,6 +242,27 @@ pub enum VerifyError {
     },
     #[error("forward pass failed: {message}")]
     Compute { message: String },
+    /// `--text` on a directory without tokenizer files.
+    #[error("{}: no tokenizer (neither tokenizer.json nor vocab.txt), and --text tokenizes with the model directory's own; convert again with --vocab VOCAB.txt (the vocabulary the model was trained with), or copy that vocab.txt (and tokenizer_config.json) into the directory", dir.display())]
+    NoTokenizer { dir: PathBuf },
+    #[error("tokenizer {}: {message}", path.display())]
+    Tokenizer { path: PathBuf, message: String },
+    #[error("tokenizer {}: {tokens} tokens, but the model's vocab_size is {vocab_size}: ids from {vocab_size} on would have no embedding; this tokenizer belongs to another model (convert again with the right --vocab)", path.display())]
+    TokenizerVocab {
+        path: PathBuf,
+        tokens: usize,
+        vocab_size: usize,
+    },
+    #[error("text {index} is empty; give the model at least one word")]
+    EmptyText { index: usize },
+    #[error("text {index} has {tokens} tokens, more than max_position_embeddings {max_positions}; shorten it, or drop --no-truncate to use its first {max_positions} tokens")]
+    TextTooLong {
+        index: usize,
+        tokens: usize,
+        max_positions: usize,
+    },
+    #[error("text file {}: {message}", path.display())]
+    TextFile { path: PathBuf, message: String },
 }
 
 /// The converted directory, opened and checked for the forward pass (weights not yet read).

@@ -70,14 +70,12 @@ impl TfVariables for Checkpoint {
     }
 
     fn read_f32(&self, name: &str) -> Result<Vec<f32>, VerifyError> {
-        let mut values =
-            Vec::with_capacity(self.get(name).map_or(0, |i| i.num_elements() as usize));
-        let mut buf = Vec::new();
-        self.read_f32_chunks(name, PIECE, &mut buf, |_, piece| {
-            values.extend_from_slice(piece);
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .map_err(|e| checkpoint_error(self, e))?;
+        let mut values = Vec::new();
+        self.read_f32_into(name, &mut Vec::new(), &mut values)
+            .map_err(|e| VerifyError::Checkpoint {
+                path: self.prefix().to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(values)
     }
 
@@ -87,41 +85,53 @@ impl TfVariables for Checkpoint {
         width: usize,
         ids: &[u32],
     ) -> Result<Vec<f32>, VerifyError> {
-        let elements = self.get(name).map_or(0, |i| i.num_elements() as usize);
-        let rows = elements / width.max(1);
-        check_ids(ids, rows)?;
-        // Each distinct row is copied once, as it streams past, then laid out in `ids` order.
-        let mut slot = vec![usize::MAX; rows];
-        let mut distinct = 0;
-        for &id in ids {
-            if slot[id as usize] == usize::MAX {
-                slot[id as usize] = distinct;
-                distinct += 1;
-            }
-        }
-        let mut gathered = vec![0f32; distinct * width];
-        let mut buf = Vec::new();
-        self.read_f32_chunks(name, PIECE, &mut buf, |first, piece| {
-            let end = first + piece.len();
-            let mut row = first / width.max(1);
-            while row < rows && row * width < end {
-                if slot[row] != usize::MAX {
-                    let (lo, hi) = ((row * width).max(first), ((row + 1) * width).min(end));
-                    let dst = slot[row] * width + (lo - row * width);
-                    gathered[dst..dst + (hi - lo)].copy_from_slice(&piece[lo - first..hi - first]);
-                }
-                row += 1;
-            }
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .map_err(|e| checkpoint_error(self, e))?;
-        let mut out = Vec::with_capacity(ids.len() * width);
-        for &id in ids {
-            let at = slot[id as usize] * width;
-            out.extend_from_slice(&gathered[at..at + width]);
-        }
-        Ok(out)
+        streamed_rows(self, name, width, ids, PIECE)
     }
+}
+
+/// Rows `ids` of the `[rows, width]` float variable `name`, read in pieces of `piece` bytes:
+/// each distinct row is copied once as it streams past (a row may straddle two pieces), then
+/// laid out in `ids` order. Memory: one piece plus the rows asked for.
+fn streamed_rows(
+    ckpt: &Checkpoint,
+    name: &str,
+    width: usize,
+    ids: &[u32],
+    piece: usize,
+) -> Result<Vec<f32>, VerifyError> {
+    let elements = ckpt.get(name).map_or(0, |i| i.num_elements() as usize);
+    let rows = elements / width.max(1);
+    check_ids(ids, rows)?;
+    let mut slot = vec![usize::MAX; rows];
+    let mut distinct = 0;
+    for &id in ids {
+        if slot[id as usize] == usize::MAX {
+            slot[id as usize] = distinct;
+            distinct += 1;
+        }
+    }
+    let mut gathered = vec![0f32; distinct * width];
+    let mut buf = Vec::new();
+    ckpt.read_f32_chunks(name, piece, &mut buf, |first, piece| {
+        let end = first + piece.len();
+        let mut row = first / width.max(1);
+        while row < rows && row * width < end {
+            if slot[row] != usize::MAX {
+                let (lo, hi) = ((row * width).max(first), ((row + 1) * width).min(end));
+                let dst = slot[row] * width + (lo - row * width);
+                gathered[dst..dst + (hi - lo)].copy_from_slice(&piece[lo - first..hi - first]);
+            }
+            row += 1;
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| checkpoint_error(ckpt, e))?;
+    let mut out = Vec::with_capacity(ids.len() * width);
+    for &id in ids {
+        let at = slot[id as usize] * width;
+        out.extend_from_slice(&gathered[at..at + width]);
+    }
+    Ok(out)
 }
 
 fn checkpoint_error(ckpt: &Checkpoint, e: ChunkError<std::convert::Infallible>) -> VerifyError {
@@ -409,5 +419,35 @@ fn two_dims(w: &TfWeights<'_>, param: Param, shape: &[usize]) -> Result<[usize; 
                 w.base(param)
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed row lookup equals indexing `read_f32` for every piece size, rows straddling
+    /// pieces, repeated and unordered ids, on the f32 [3, 4] and f16 [4, 3] format fixtures.
+    #[test]
+    fn streamed_rows_equal_the_whole_table_indexed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format");
+        for (fixture, name, width) in [("basic", "f32_matrix", 4), ("half", "h16", 3)] {
+            let ckpt = Checkpoint::open(&root.join(fixture).join("ckpt")).unwrap();
+            let all = TfVariables::read_f32(&ckpt, name).unwrap();
+            let rows = all.len() / width;
+            let ids: Vec<u32> = vec![2, 0, 2, 1, (rows - 1) as u32, 0];
+            let want: Vec<u32> = ids
+                .iter()
+                .flat_map(|&i| &all[i as usize * width..(i as usize + 1) * width])
+                .map(|v| v.to_bits())
+                .collect();
+            for piece in [1, 8, 12, 16, 24, 1 << 20] {
+                let got = streamed_rows(&ckpt, name, width, &ids, piece).unwrap();
+                let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "{fixture}/{name} piece {piece}");
+            }
+            let err = streamed_rows(&ckpt, name, width, &[rows as u32], 8).unwrap_err();
+            assert!(err.to_string().contains("outside"), "{err}");
+        }
     }
 }
