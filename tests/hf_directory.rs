@@ -238,6 +238,18 @@ fn auto_tokenizers_of_both_versions_give_our_ids() {
 fn every_fixture_and_kind_loads_without_key_complaints_in_both_versions() {
     let want: Vec<String> = [
         ("finetuned", "encoder", "ElectraModel"),
+        ("mg_noproj", "discriminator", "ElectraForPreTraining"),
+        ("mg_noproj", "encoder", "ElectraModel"),
+        ("mg_noproj", "generator", "ElectraForMaskedLM"),
+        ("mg_proj", "discriminator", "ElectraForPreTraining"),
+        ("mg_proj", "encoder", "ElectraModel"),
+        ("mg_proj", "generator", "ElectraForMaskedLM"),
+        ("nv_amp", "discriminator", "ElectraForPreTraining"),
+        ("nv_amp", "encoder", "ElectraModel"),
+        ("nv_amp", "generator", "ElectraForMaskedLM"),
+        ("nv_base", "discriminator", "ElectraForPreTraining"),
+        ("nv_base", "encoder", "ElectraModel"),
+        ("nv_base", "generator", "ElectraForMaskedLM"),
         ("released", "discriminator", "ElectraForPreTraining"),
         ("released", "encoder", "ElectraModel"),
         ("released", "generator", "ElectraForMaskedLM"),
