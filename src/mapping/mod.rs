@@ -534,6 +534,59 @@ fn symbolic(shape: &[Dim]) -> String {
         .join(", ")
 }
 
+/// The entry for one planned row: the variable's shape must be the row's symbolic shape under
+/// `dims` (the error says where each dimension was inferred from) and its dtype a float type.
+/// Both source layouts' planners go through here.
+pub(crate) fn planned_entry(
+    tf: &str,
+    hf: &str,
+    row: &table::Row,
+    var: &SourceVar,
+    dims: &Dims,
+) -> Result<Entry, MappingError> {
+    let expected: Vec<u64> = row.shape.iter().map(|d| dims.get(*d)).collect();
+    if var.shape != expected {
+        // The head size D is derived (hidden / heads), not inferred from a tensor.
+        let provenance = row
+            .shape
+            .iter()
+            .filter(|d| !matches!(d, Dim::One | Dim::D))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|d| {
+                format!(
+                    "{} = {} from `{}`",
+                    d.symbol(),
+                    dims.get(*d),
+                    dims.source(*d).unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(MappingError::ShapeMismatch {
+            tf: tf.to_string(),
+            tf_shape: var.shape.clone(),
+            hf: hf.to_string(),
+            needs: format!("[{}] = {expected:?}", symbolic(row.shape)),
+            provenance,
+        });
+    }
+    if !FLOAT_DTYPES.contains(&var.dtype.as_str()) {
+        return Err(MappingError::UnsupportedDtype {
+            tf: tf.to_string(),
+            dtype: var.dtype.clone(),
+        });
+    }
+    Ok(Entry {
+        tf: tf.to_string(),
+        hf: hf.to_string(),
+        transform: row.transform,
+        tf_shape: var.shape.clone(),
+        hf_shape: row.transform.hf_shape(&var.shape),
+        dtype: var.dtype.clone(),
+    })
+}
+
 const FLOAT_DTYPES: &[&str] = &["float32", "float16", "bfloat16", "float64"];
 
 struct Planned {
@@ -713,48 +766,7 @@ pub fn plan(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingError> {
     let mut entries = Vec::with_capacity(planned.len());
     for p in &planned {
         let var = by_name[p.tf.as_str()];
-        let expected: Vec<u64> = p.row.shape.iter().map(|d| dims.get(*d)).collect();
-        if var.shape != expected {
-            let provenance = p
-                .row
-                .shape
-                .iter()
-                .filter(|d| **d != Dim::One)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .map(|d| {
-                    format!(
-                        "{} = {} from `{}`",
-                        d.symbol(),
-                        dims.get(*d),
-                        dims.source(*d).unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(MappingError::ShapeMismatch {
-                tf: p.tf.clone(),
-                tf_shape: var.shape.clone(),
-                hf: p.hf.clone(),
-                needs: format!("[{}] = {expected:?}", symbolic(p.row.shape)),
-                provenance,
-            });
-        }
-        if !FLOAT_DTYPES.contains(&var.dtype.as_str()) {
-            return Err(MappingError::UnsupportedDtype {
-                tf: p.tf.clone(),
-                dtype: var.dtype.clone(),
-            });
-        }
-        let hf_shape = p.row.transform.hf_shape(&var.shape);
-        entries.push(Entry {
-            tf: p.tf.clone(),
-            hf: p.hf.clone(),
-            transform: p.row.transform,
-            tf_shape: var.shape.clone(),
-            hf_shape,
-            dtype: var.dtype.clone(),
-        });
+        entries.push(planned_entry(&p.tf, &p.hf, &p.row, var, &dims)?);
     }
     entries.sort_by(|a, b| a.hf.as_bytes().cmp(b.hf.as_bytes()));
 

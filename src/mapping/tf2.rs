@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::table_tf2::{self, LayoutTable, SourceLayout};
 use super::{
-    missing_error, symbolic, Dim, Dims, Entry, Layout, MappingError, ModelKind, Plan, SkipCategory,
-    Skipped, SourceVar, When, FLOAT_DTYPES,
+    missing_error, symbolic, Dim, Dims, Layout, MappingError, ModelKind, Plan, SkipCategory,
+    Skipped, SourceVar, When,
 };
 use crate::checkpoint::object_graph::OBJECT_GRAPH_KEY;
 use crate::checkpoint::object_graph::{ObjectGraph, SLOT_MARKER, VARIABLE_SUFFIX};
@@ -390,47 +390,7 @@ pub fn plan(
     let mut object_paths = BTreeMap::new();
     for p in &planned {
         let var = by_name[p.key.as_str()];
-        let expected: Vec<u64> = p.row.shape.iter().map(|d| dims.get(*d)).collect();
-        if var.shape != expected {
-            let provenance = p
-                .row
-                .shape
-                .iter()
-                .filter(|d| !matches!(d, Dim::One | Dim::D))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .map(|d| {
-                    format!(
-                        "{} = {} from `{}`",
-                        d.symbol(),
-                        dims.get(*d),
-                        dims.source(*d).unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(MappingError::ShapeMismatch {
-                tf: p.key.clone(),
-                tf_shape: var.shape.clone(),
-                hf: p.hf.clone(),
-                needs: format!("[{}] = {expected:?}", symbolic(p.row.shape)),
-                provenance,
-            });
-        }
-        if !FLOAT_DTYPES.contains(&var.dtype.as_str()) {
-            return Err(MappingError::UnsupportedDtype {
-                tf: p.key.clone(),
-                dtype: var.dtype.clone(),
-            });
-        }
-        entries.push(Entry {
-            tf: p.key.clone(),
-            hf: p.hf.clone(),
-            transform: p.row.transform,
-            tf_shape: var.shape.clone(),
-            hf_shape: p.row.transform.hf_shape(&var.shape),
-            dtype: var.dtype.clone(),
-        });
+        entries.push(super::planned_entry(&p.key, &p.hf, &p.row, var, &dims)?);
         object_paths.insert(p.key.clone(), p.path.clone());
     }
     entries.sort_by(|a, b| a.hf.as_bytes().cmp(b.hf.as_bytes()));
