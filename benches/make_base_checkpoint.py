@@ -23,7 +23,12 @@ GraphDef), written by tf.compat.v1.train.Saver exactly as a pretraining run woul
 import argparse
 import os
 
-import torch  # noqa: F401  (torch before tensorflow: they crash the other way round)
+try:
+    # torch before tensorflow: with both installed they crash the other way round. The checkpoint
+    # itself needs only TensorFlow, so a TensorFlow-only environment works too.
+    import torch  # noqa: F401
+except ImportError:
+    pass
 import tensorflow as tf
 
 V, P, T = 30522, 512, 2

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod convert;
 pub mod exit;
 pub mod export;
+pub mod kernels;
 pub mod mapping;
 pub mod options;
 pub mod verify;

@@ -421,22 +421,14 @@ impl HfWeights {
     }
 }
 
-/// Row-major `[rows, cols]` values → a contiguous `[cols, rows]` tensor, transposed in tiles (candle's strided
-/// copy, `.t().contiguous()`, moves one element at a time and was a quarter of the check's
-/// time). The kernel must be contiguous, not a transposed view: the matmul over a strided
-/// operand can round differently (seen on a TF2 fixture), and the numbers must not change.
+/// Row-major `[rows, cols]` values → a contiguous `[cols, rows]` tensor, transposed in tiles
+/// (candle's strided copy, `.t().contiguous()`, moves one element at a time and was a quarter of
+/// the check's time). The kernel must be contiguous, not a transposed view: the matmul over a
+/// strided operand can round differently (seen on a TF2 fixture), and the numbers must not
+/// change.
 fn transposed(src: &[f32], rows: usize, cols: usize) -> Result<Tensor, VerifyError> {
-    const TILE: usize = 16;
     let mut dst = vec![0f32; src.len()];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
+    crate::kernels::transpose_f32(src, rows, cols, &mut dst);
     Tensor::from_vec(dst, (cols, rows), &Device::Cpu).map_err(super::model::candle_error)
 }
 

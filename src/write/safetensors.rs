@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use half::{bf16, f16};
 use serde_json::{json, Map, Value};
 
 use crate::mapping::Entry;
@@ -63,111 +62,21 @@ pub fn file_size(entries: &[Entry], dtype: OutputDtype) -> u64 {
     8 + h.len() as u64 + data
 }
 
-/// f32 → f16 exactly as torch's `.to(torch.float16)` on CPU: round to nearest even, overflow to
-/// ±inf, NaN keeps its sign and top payload bits with the quiet bit set.
-pub fn f32_to_f16_bits(x: f32) -> u16 {
-    f16::from_f32(x).to_bits()
-}
-
-/// f32 → bf16 exactly as torch's `.to(torch.bfloat16)` on CPU for non-scalar tensors: round to
-/// nearest even; every NaN becomes 0xFFFF (what torch's vectorised conversion produces;
-/// `half` would keep sign and payload instead).
-pub fn f32_to_bf16_bits(x: f32) -> u16 {
-    if x.is_nan() {
-        0xFFFF
-    } else {
-        bf16::from_f32(x).to_bits()
-    }
-}
-
-/// Edge of the square tiles the transpose walks. Measured on this project's kernels
-/// ([768,768], [768,3072], [3072,768] f32) 8 beat 16, 32 and 64: the source rows of a
-/// [768,3072] kernel are 12 KiB apart, a multiple of 4 KiB, so every row of a tile lands in the
-/// same L1 set and a tile taller than the cache's associativity (8) evicts itself.
-const TILE: usize = 8;
+use crate::kernels::Target;
+pub use crate::kernels::{
+    f32_to_bf16_bits, f32_to_f16_bits, transpose_columns_map, transpose_map, TILE,
+};
 
 /// Bytes per piece when a tensor is copied without transposing: big enough that the `write`
 /// syscalls cost nothing, small enough to stay in L2 between read, checksum and write.
 pub const COPY_CHUNK: usize = 1 << 20;
 
-/// `dst[c * rows + r] = f(src[r * cols + c])` for a row-major `[rows, cols]` matrix `src`: its
-/// transpose, element-wise mapped. Walks the matrix in `TILE`×`TILE` tiles so that both the
-/// strided reads and the sequential writes stay in cache (the naive order misses on every read
-/// of a large kernel).
-///
-/// Panics unless `src` and `dst` both hold `rows * cols` elements.
-pub fn transpose_map<S: Copy, D: Copy>(
-    src: &[S],
-    rows: usize,
-    cols: usize,
-    dst: &mut [D],
-    f: impl Fn(S) -> D,
-) {
-    transpose_columns_map(src, rows, cols, 0..cols, dst, f)
-}
-
-/// Rows `columns` of the transpose of the row-major `[rows, cols]` matrix `src` (that is, its
-/// columns), element-wise mapped: `dst[(c - columns.start) * rows + r] = f(src[r * cols + c])`.
-/// The same tiled walk as [`transpose_map`], restricted to a band of columns, so a large
-/// kernel's output can be produced (and written) a slice at a time.
-///
-/// Panics unless `src` holds `rows * cols` elements, `columns` lies within `0..cols` and `dst`
-/// holds `columns.len() * rows` elements.
-pub fn transpose_columns_map<S: Copy, D: Copy>(
-    src: &[S],
-    rows: usize,
-    cols: usize,
-    columns: std::ops::Range<usize>,
-    dst: &mut [D],
-    f: impl Fn(S) -> D,
-) {
-    assert_eq!(src.len(), rows * cols, "transpose source size");
-    assert!(
-        columns.start <= columns.end && columns.end <= cols,
-        "transpose columns"
-    );
-    assert_eq!(
-        dst.len(),
-        columns.len() * rows,
-        "transpose destination size"
-    );
-    let first = columns.start;
-    for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for c0 in columns.clone().step_by(TILE) {
-            let c1 = (c0 + TILE).min(columns.end);
-            for c in c0..c1 {
-                let at = (c - first) * rows;
-                let column = &mut dst[at + r0..at + r1];
-                for (k, d) in column.iter_mut().enumerate() {
-                    *d = f(src[(r0 + k) * cols + c]);
-                }
-            }
-        }
-    }
-}
-
-fn to_f16(b: [u8; 4]) -> [u8; 2] {
-    f32_to_f16_bits(f32::from_le_bytes(b)).to_le_bytes()
-}
-
-fn to_bf16(b: [u8; 4]) -> [u8; 2] {
-    f32_to_bf16_bits(f32::from_le_bytes(b)).to_le_bytes()
-}
-
-fn map_into<D: Copy>(
-    src: &[[u8; 4]],
-    transpose: Option<(usize, usize)>,
-    dst: &mut [D],
-    f: impl Fn([u8; 4]) -> D,
-) {
-    match transpose {
-        Some((rows, cols)) => transpose_map(src, rows, cols, dst, f),
-        None => {
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = f(s);
-            }
-        }
+/// `out` (a whole number of `dtype` elements) as the conversion target.
+fn target(out: &mut [u8], dtype: OutputDtype) -> Target<'_> {
+    match dtype {
+        OutputDtype::F32 => Target::F32(bytemuck::cast_slice_mut(out)),
+        OutputDtype::F16 => Target::F16(bytemuck::cast_slice_mut(out)),
+        OutputDtype::Bf16 => Target::Bf16(bytemuck::cast_slice_mut(out)),
     }
 }
 
@@ -185,11 +94,10 @@ pub fn convert_into<'o>(
     if dst.len() < len {
         dst.resize(len, 0);
     }
-    let out = &mut dst[..len];
-    match dtype {
-        OutputDtype::F32 => map_into(src, transpose, bytemuck::cast_slice_mut(out), |b| b),
-        OutputDtype::F16 => map_into(src, transpose, bytemuck::cast_slice_mut(out), to_f16),
-        OutputDtype::Bf16 => map_into(src, transpose, bytemuck::cast_slice_mut(out), to_bf16),
+    let out = target(&mut dst[..len], dtype);
+    match transpose {
+        Some((rows, cols)) => crate::kernels::transpose_columns(src, rows, cols, 0..cols, out),
+        None => crate::kernels::convert(src, out),
     }
     &dst[..len]
 }
@@ -209,21 +117,8 @@ pub fn convert_columns_into<'o>(
     if dst.len() < len {
         dst.resize(len, 0);
     }
-    let out = &mut dst[..len];
-    match dtype {
-        OutputDtype::F32 => {
-            let out: &mut [[u8; 4]] = bytemuck::cast_slice_mut(out);
-            transpose_columns_map(src, rows, cols, columns, out, |b| b)
-        }
-        OutputDtype::F16 => {
-            let out: &mut [[u8; 2]] = bytemuck::cast_slice_mut(out);
-            transpose_columns_map(src, rows, cols, columns, out, to_f16)
-        }
-        OutputDtype::Bf16 => {
-            let out: &mut [[u8; 2]] = bytemuck::cast_slice_mut(out);
-            transpose_columns_map(src, rows, cols, columns, out, to_bf16)
-        }
-    }
+    let out = target(&mut dst[..len], dtype);
+    crate::kernels::transpose_columns(src, rows, cols, columns, out);
     &dst[..len]
 }
 
