@@ -17,6 +17,7 @@ pub mod exit;
 pub mod export;
 pub mod kernels;
 pub mod mapping;
+pub mod memory;
 pub mod options;
 pub mod verify;
 pub mod write;

@@ -16,6 +16,8 @@ use crate::exit;
 /// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
 pub fn main_with_exit_code() -> i32 {
     quit_quietly_on_closed_stdout();
+    // A short-lived process: let the streaming stages reuse the pages of their dropped buffers.
+    crate::memory::reuse_freed_memory();
     let args = with_default_subcommand(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -527,7 +527,7 @@ fn verify_converted_against_tf(
 /// The original network of a checkpoint check, whichever layout it was read in.
 struct OriginalSide<'a> {
     tower: &'a model::Tower,
-    weights: &'a mut dyn model::WeightProvider,
+    weights: model::SendProvider<'a>,
     /// The tower that was run, for messages.
     scope: &'a str,
     notes: Vec<String>,

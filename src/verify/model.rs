@@ -612,51 +612,62 @@ impl Tower {
     }
 }
 
-/// Run two towers on the same batch stage by stage, side by side: the embeddings of both, then
-/// layer 0 of both, ..., then both heads. Only one stage of one side is resident at a time.
-/// The towers may differ in depth (a structure mismatch is reported by the caller, not here).
+/// A provider that can be handed to another thread.
+pub(crate) type SendProvider<'a> = &'a mut (dyn WeightProvider + Send);
+
+/// Run two towers on the same batch, the second on a thread of its own, so that each side's
+/// reading, checking and rearranging of weights (single-threaded per side) runs beside the
+/// other's instead of after it. Each side still fetches one stage at a time, so two stages are
+/// resident, one per side. The arithmetic is exactly that of two [`Tower::forward`] calls. The
+/// towers may differ in depth (a structure mismatch is reported by the caller, not here). When
+/// both sides fail, the first side's error is the one returned.
 pub(crate) fn forward_pair(
-    first: (&Tower, &mut dyn WeightProvider),
-    second: (&Tower, &mut dyn WeightProvider),
+    first: (&Tower, SendProvider<'_>),
+    second: (&Tower, SendProvider<'_>),
     batch: &Batch,
 ) -> Result<[Outputs; 2], VerifyError> {
     let (ta, wa) = first;
     let (tb, wb) = second;
-    let mut a = ta.embed(wa, batch)?;
-    let mut b = tb.embed(wb, batch)?;
-    for l in 0..ta.dims.layers.max(tb.dims.layers) {
-        if l < ta.dims.layers {
-            a = ta.layer(wa, l, a)?;
-        }
-        if l < tb.dims.layers {
-            b = tb.layer(wb, l, b)?;
-        }
-    }
-    Ok([ta.head(wa, a)?, tb.head(wb, b)?])
+    let (a, b) = beside(|| ta.forward(wa, batch), || tb.forward(wb, batch));
+    Ok([a?, b?])
 }
 
 /// [`forward_pair`], and also the second tower's head as `alternative` computes it, on the same
 /// encoder output (the head's weights are fetched once more; the encoder is not rerun).
 pub(crate) fn forward_pair_with_alternative_head(
-    first: (&Tower, &mut dyn WeightProvider),
-    second: (&Tower, &mut dyn WeightProvider),
+    first: (&Tower, SendProvider<'_>),
+    second: (&Tower, SendProvider<'_>),
     alternative: &Tower,
     batch: &Batch,
 ) -> Result<[Outputs; 3], VerifyError> {
     let (ta, wa) = first;
     let (tb, wb) = second;
-    let mut a = ta.embed(wa, batch)?;
-    let mut b = tb.embed(wb, batch)?;
-    for l in 0..ta.dims.layers.max(tb.dims.layers) {
-        if l < ta.dims.layers {
-            a = ta.layer(wa, l, a)?;
-        }
-        if l < tb.dims.layers {
-            b = tb.layer(wb, l, b)?;
-        }
-    }
-    let alt = alternative.head(wb, b.clone())?;
-    Ok([ta.head(wa, a)?, tb.head(wb, b)?, alt])
+    let (a, b) = beside(
+        || ta.forward(wa, batch),
+        || {
+            let mut running = tb.embed(wb, batch)?;
+            for l in 0..tb.dims.layers {
+                running = tb.layer(wb, l, running)?;
+            }
+            let alt = alternative.head(wb, running.clone())?;
+            Ok([tb.head(wb, running)?, alt])
+        },
+    );
+    let [b, alt] = b?;
+    Ok([a?, b, alt])
+}
+
+/// `(first(), second())`, with `second` on a scoped thread of its own. A panic on that thread is
+/// resumed on this one.
+fn beside<A, B: Send>(first: impl FnOnce() -> A, second: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|scope| {
+        let other = scope.spawn(second);
+        let a = first();
+        let b = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
 }
 
 /// What a provider hands out for one [`Want`].

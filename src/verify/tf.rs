@@ -29,7 +29,7 @@ const PIECE: usize = 1 << 20;
 
 /// Read access to a TF checkpoint's variables (implemented for the project's checkpoint reader;
 /// an in-memory implementation is handy for tests).
-pub trait TfVariables {
+pub trait TfVariables: Sync {
     /// What to call the checkpoint in messages.
     fn path(&self) -> &Path;
     /// Shape of `name`, if the checkpoint has it.
