@@ -256,7 +256,7 @@ impl Checkpoint {
             let start = out.len();
             if out.is_empty() {
                 // Zeroed pages straight from the allocator (calloc), not a memset.
-                *out = vec![0.0; count];
+                *out = crate::memory::zeroed_f32(count);
             } else {
                 out.resize(start + count, 0.0);
             }

@@ -390,7 +390,7 @@ impl HfWeights {
             // The stored bytes are the values: read them into the f32 buffer itself.
             if out.is_empty() {
                 // Zeroed pages straight from the allocator (calloc), not a memset.
-                *out = vec![0.0; count];
+                *out = crate::memory::zeroed_f32(count);
             } else {
                 out.resize(start + count, 0.0);
             }
