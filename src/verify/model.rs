@@ -16,8 +16,8 @@
 //! (`Tower::head`) — and each stage fetches its own weights from the provider
 //! (`EmbeddingWeights`, `LayerWeights`, `HeadWeights`), applies them to the running hidden
 //! states and drops them before the next stage is fetched. `forward_pair` runs two towers (the
-//! converted model and the original) stage by stage side by side, so the parity check holds one
-//! stage of one side at a time.
+//! converted model and the original) on two threads, each stage by stage, so the parity check
+//! holds one stage per side at a time.
 
 use std::collections::HashMap;
 
