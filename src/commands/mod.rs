@@ -16,8 +16,6 @@ use crate::exit;
 /// Parse `std::env::args_os()`, run the command, print any error, return the exit code.
 pub fn main_with_exit_code() -> i32 {
     quit_quietly_on_closed_stdout();
-    // A short-lived process: let the streaming stages reuse the pages of their dropped buffers.
-    crate::memory::reuse_freed_memory();
     let args = with_default_subcommand(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -42,6 +40,12 @@ pub fn main_with_exit_code() -> i32 {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
+    if runs_a_parity_check(&command) {
+        // A short-lived process: let the check's streamed stages reuse the pages of the buffers
+        // the previous stage dropped. Not for plain conversions, which reuse their own buffers
+        // (the policy would only add a few MiB of heap to their ~30 MiB).
+        crate::memory::reuse_freed_memory();
+    }
     match command {
         Command::Convert(args) => convert::run(&args),
         Command::Inspect(args) => inspect::run(&args),
@@ -49,6 +53,16 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Batch(args) => batch::run(&args),
+    }
+}
+
+/// Whether the command runs the forward pass (`verify`, `convert --verify` or `--reference`, and
+/// `batch`, whose jobs may ask for either).
+fn runs_a_parity_check(command: &Command) -> bool {
+    match command {
+        Command::Verify(_) | Command::Batch(_) => true,
+        Command::Convert(args) => args.verify || args.reference.is_some(),
+        Command::Inspect(_) | Command::Map(_) | Command::Export(_) => false,
     }
 }
 
