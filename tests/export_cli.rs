@@ -1,6 +1,8 @@
 //! `electra-convert export` end to end: round trips through `convert` against the transformers
 //! fixtures, and hostile inputs (exit 1, a message naming what and where, nothing left behind).
 
+mod disk_support;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -338,33 +340,16 @@ fn reshape_tensor(file: &Path, name: &str) {
     std::fs::write(file, out).unwrap();
 }
 
-/// Unmounts on drop.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A full disk: a 200 KiB tmpfs (needs root; skipped with a message otherwise). The tied
 /// export with zero slots is about 3.5 MB.
 #[test]
 fn export_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
-        .arg(&mnt)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED export_onto_a_full_disk…: cannot mount a tmpfs here (not root?)");
+    let Some(disk) = disk_support::small_tmpfs(tmp.path(), "200k", "export_onto_a_full_disk…")
+    else {
         return;
-    }
-    let _guard = Tmpfs(mnt.clone());
+    };
+    let mnt = disk.path().to_path_buf();
     let out = mnt.join("deeper/pretrain/model.ckpt-1000");
     let mut args = export_pair(
         &expected("tied", "discriminator"),

@@ -2,6 +2,8 @@
 //! fault and what to do, prints nothing on stdout, and leaves nothing behind in the output's
 //! parent directory (no staging directory, no half-written model).
 
+mod disk_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -213,33 +215,16 @@ fn convert_into_an_unwritable_output_leaves_nothing_behind() {
     assert_eq!(std::fs::read(&file).unwrap(), b"");
 }
 
-/// Unmounts on drop.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A full disk: a 200 KiB tmpfs (needs root; skipped with a message otherwise). The tied
 /// discriminator's model.safetensors is larger than that.
 #[test]
 fn convert_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
-        .arg(&mnt)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED convert_onto_a_full_disk…: cannot mount a tmpfs here (not root?)");
+    let Some(disk) = disk_support::small_tmpfs(tmp.path(), "200k", "convert_onto_a_full_disk…")
+    else {
         return;
-    }
-    let _guard = Tmpfs(mnt.clone());
+    };
+    let mnt = disk.path().to_path_buf();
     let out = mnt.join("deeper/model");
     let stderr = fails(
         &[

@@ -35,6 +35,7 @@ pub use error::CheckpointError;
 pub use object_graph::{ObjectGraph, ObjectGraphError};
 pub use proto::{BundleEntry, BundleHeader, Endianness};
 pub use resolve::{parse_state_file, resolve, state_file_text, with_suffix, STATE_FILE};
+pub(crate) use stream::read_exact_at;
 pub use stream::ChunkError;
 pub use table::TableError;
 pub use writer::{BundleWriteError, BundleWriter, TensorWriter};

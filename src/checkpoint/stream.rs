@@ -33,13 +33,17 @@ impl<E> From<CheckpointError> for ChunkError<E> {
     }
 }
 
+/// Fill `buf` from byte `offset` of `file` (a positioned read: no shared file position, so
+/// threads may read one file at once). Also used by the safetensors readers of `verify` and
+/// `export`.
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
+/// Fill `buf` from byte `offset` of `file` (seek, then read).
 #[cfg(not(unix))]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = file;
     file.seek(SeekFrom::Start(offset))?;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use safetensors::Dtype;
 
 use super::ExportError;
+use crate::checkpoint::read_exact_at;
 use crate::verify::config::ModelConfig;
 
 /// Buffers saved by older transformers versions that are not weights; skipped, as transformers does.
@@ -62,55 +63,23 @@ pub struct HfDir {
 /// Elements per positioned read when streaming.
 const PIECE_ELEMS: usize = 1 << 18;
 
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = file;
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buf)
-}
-
+/// The weight files of `dir` (the listing `verify` uses for the same directories).
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let bad = |error: String| ExportError::Safetensors {
-            path: index.clone(),
-            error,
-        };
-        let text = std::fs::read_to_string(&index).map_err(|e| bad(e.to_string()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let map = value
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
-        let mut files = std::collections::BTreeSet::new();
-        for (key, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| bad(format!("weight_map[{key:?}] is not a file name")))?;
-            if file.contains('/') || file.contains('\\') || file == ".." {
-                return Err(bad(format!(
-                    "weight_map[{key:?}] = {file:?} leaves the directory"
-                )));
-            }
-            files.insert(file.to_string());
+    use crate::verify::hf::{listed_weight_files, ShardIndexError};
+    match listed_weight_files(dir) {
+        Ok(Some(files)) => Ok(files),
+        Ok(None) => Err(ExportError::NoWeights {
+            dir: dir.to_path_buf(),
+            bin: dir.join("pytorch_model.bin").is_file(),
+        }),
+        Err((path, ShardIndexError::Read(e))) => Err(ExportError::Safetensors {
+            path,
+            error: e.to_string(),
+        }),
+        Err((path, ShardIndexError::Invalid(error))) => {
+            Err(ExportError::Safetensors { path, error })
         }
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
     }
-    Err(ExportError::NoWeights {
-        dir: dir.to_path_buf(),
-        bin: dir.join("pytorch_model.bin").is_file(),
-    })
 }
 
 impl HfDir {

@@ -16,8 +16,9 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
 
 use super::config::{Architecture, ModelConfig};
-use super::model::{check_ids, Dense, Dims, HeadKind, Norm, Param, Want, WeightProvider};
+use super::model::{check_ids, Dense, Dims, Norm, Param, Want, WeightProvider};
 use super::VerifyError;
+use crate::checkpoint::read_exact_at;
 
 /// Non-parameter buffers that older transformers versions saved; transformers ignores them too.
 const IGNORED_SUFFIXES: &[&str] = &["embeddings.position_ids", "embeddings.token_type_ids"];
@@ -53,61 +54,67 @@ pub(crate) struct HfWeights {
     pub retied: bool,
 }
 
-/// Locate the weight file(s) of `dir`.
-fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+/// Why `model.safetensors.index.json` could not give the list of shards.
+pub(crate) enum ShardIndexError {
+    Read(std::io::Error),
+    Invalid(String),
+}
+
+/// The weight files of a HuggingFace model directory: `model.safetensors`, or the distinct
+/// shards `model.safetensors.index.json` names (refusing names that leave the directory), or
+/// `Ok(None)` when it has neither. An error comes with the index file's path. Shared with
+/// `export`, which reads the same directories.
+pub(crate) fn listed_weight_files(
+    dir: &Path,
+) -> Result<Option<Vec<PathBuf>>, (PathBuf, ShardIndexError)> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
-        return Ok(vec![single]);
+        return Ok(Some(vec![single]));
     }
     let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|error| VerifyError::Io {
-            path: index.clone(),
-            error,
-        })?;
-        let bad = |message: String| VerifyError::Safetensors {
-            path: index.clone(),
-            message,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let map = value
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
-        let mut files = BTreeSet::new();
-        for (key, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| bad(format!("weight_map[{key:?}] is not a file name")))?;
-            if file.contains('/') || file.contains('\\') || file == ".." {
-                return Err(bad(format!(
-                    "weight_map[{key:?}] = {file:?} leaves the directory"
-                )));
-            }
-            files.insert(file.to_string());
-        }
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    if !index.is_file() {
+        return Ok(None);
     }
-    Err(VerifyError::Safetensors {
-        path: dir.to_path_buf(),
-        message: "no model.safetensors (or model.safetensors.index.json) in the model directory; \
-                  convert the checkpoint first (pytorch_model.bin is not read)"
-            .into(),
-    })
+    let bad = |message: String| (index.clone(), ShardIndexError::Invalid(message));
+    let text = std::fs::read_to_string(&index)
+        .map_err(|error| (index.clone(), ShardIndexError::Read(error)))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
+    let mut files = BTreeSet::new();
+    for (key, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map[{key:?}] is not a file name")))?;
+        if file.contains('/') || file.contains('\\') || file == ".." {
+            return Err(bad(format!(
+                "weight_map[{key:?}] = {file:?} leaves the directory"
+            )));
+        }
+        files.insert(file.to_string());
+    }
+    Ok(Some(files.into_iter().map(|f| dir.join(f)).collect()))
 }
 
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = file;
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buf)
+/// Locate the weight file(s) of `dir`.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+    match listed_weight_files(dir) {
+        Ok(Some(files)) => Ok(files),
+        Ok(None) => Err(VerifyError::Safetensors {
+            path: dir.to_path_buf(),
+            message:
+                "no model.safetensors (or model.safetensors.index.json) in the model directory; \
+                      convert the checkpoint first (pytorch_model.bin is not read)"
+                    .into(),
+        }),
+        Err((path, ShardIndexError::Read(error))) => Err(VerifyError::Io { path, error }),
+        Err((path, ShardIndexError::Invalid(message))) => {
+            Err(VerifyError::Safetensors { path, message })
+        }
+    }
 }
 
 /// Open one safetensors file and read its header: the 8-byte length, then the JSON, validated
@@ -255,14 +262,6 @@ impl HfWeights {
             max_positions: config.max_position_embeddings,
             type_vocab: config.type_vocab_size,
             project: config.embedding_size != config.hidden_size,
-        }
-    }
-
-    pub fn head_kind(arch: Architecture) -> HeadKind {
-        match arch {
-            Architecture::PreTraining => HeadKind::Discriminator,
-            Architecture::MaskedLm => HeadKind::Generator,
-            Architecture::Model => HeadKind::None,
         }
     }
 

@@ -22,7 +22,7 @@
 pub mod bench;
 pub mod compare;
 pub mod config;
-mod hf;
+pub(crate) mod hf;
 pub mod model;
 pub mod npy;
 pub mod reference;
@@ -305,7 +305,7 @@ fn load_converted(model_dir: &Path) -> Result<Converted, VerifyError> {
     weights.set_architecture(arch);
     let tower = Tower::new(
         HfWeights::dims(&config),
-        HfWeights::head_kind(arch),
+        model::HeadKind::of(arch),
         Numerics::transformers(config.layer_norm_eps, config.hidden_act),
     );
     tower.check_weights(&mut weights)?;

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, D};
 
-use super::config::Activation;
+use super::config::{Activation, Architecture};
 use super::VerifyError;
 
 /// One parameter of the network, named by its role rather than by any file's spelling.
@@ -153,6 +153,17 @@ pub(crate) enum HeadKind {
     None,
     Discriminator,
     Generator,
+}
+
+impl HeadKind {
+    /// The head a transformers class puts on the tower.
+    pub fn of(arch: Architecture) -> HeadKind {
+        match arch {
+            Architecture::PreTraining => HeadKind::Discriminator,
+            Architecture::MaskedLm => HeadKind::Generator,
+            Architecture::Model => HeadKind::None,
+        }
+    }
 }
 
 /// The numeric choices that distinguish transformers' computation from the TF original.

@@ -394,11 +394,7 @@ pub(crate) fn load_original(
         type_vocab,
         project,
     };
-    let head = match arch {
-        Architecture::PreTraining => HeadKind::Discriminator,
-        Architecture::MaskedLm => HeadKind::Generator,
-        Architecture::Model => HeadKind::None,
-    };
+    let head = HeadKind::of(arch);
     let tower = Tower::new(dims, head, Numerics::tensorflow_original());
     tower.check_weights(&mut weights)?;
     Ok(Original {

@@ -440,11 +440,7 @@ pub(crate) fn load_original<'a>(
         type_vocab,
         project,
     };
-    let head = match arch {
-        Architecture::PreTraining => HeadKind::Discriminator,
-        Architecture::MaskedLm => HeadKind::Generator,
-        Architecture::Model => HeadKind::None,
-    };
+    let head = HeadKind::of(arch);
     let (numerics, original_head_act) = match producer {
         Producer::ModelGarden => {
             // tf_utils.get_activation("gelu") is the tanh approximation everywhere, ε = 1e-12,
