@@ -514,7 +514,7 @@ fn write_large_checkpoint(dir: &Path, vocab: u64) {
 /// SIGTERM in the middle of an export removes the staging directory (and writes nothing).
 #[test]
 fn sigterm_during_export_leaves_nothing_behind() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("ckpt");
     std::fs::create_dir(&ckpt).unwrap();
@@ -530,18 +530,8 @@ fn sigterm_during_export_leaves_nothing_behind() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let mut saw_staging = false;
-    while start.elapsed() < Duration::from_secs(60) {
-        if entries(&parent).iter().any(|n| n.contains(".tmp-")) {
-            saw_staging = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    // Wait until the staging directory exists, then interrupt.
+    let saw_staging = disk_support::wait_for_staging(&parent, &mut child);
     assert!(
         saw_staging,
         "the export finished before it could be interrupted"

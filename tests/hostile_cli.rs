@@ -6,7 +6,7 @@ mod disk_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use electra_convert::checkpoint::testing::{build_bundle, TensorSpec};
@@ -304,18 +304,7 @@ fn sigterm_removes_staging(signal: &str, code: i32) {
         .spawn()
         .unwrap();
     // Wait until the staging directory exists, then interrupt.
-    let start = Instant::now();
-    let mut saw_staging = false;
-    while start.elapsed() < Duration::from_secs(60) {
-        if entries(&parent).iter().any(|n| n.contains(".tmp-")) {
-            saw_staging = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let saw_staging = disk_support::wait_for_staging(&parent, &mut child);
     assert!(
         saw_staging,
         "the conversion finished before it could be interrupted"

@@ -1,7 +1,9 @@
-//! A full disk for tests: a tiny tmpfs mounted for the length of a test (needs root).
+//! Output-side conditions for the command-line tests: a full disk (a tiny tmpfs mounted for the
+//! length of a test; needs root) and a run caught while its staging directory exists.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A mounted tmpfs; unmounted on drop.
 pub struct Tmpfs(PathBuf);
@@ -36,4 +38,25 @@ pub fn small_tmpfs(parent: &Path, size: &str, test: &str) -> Option<Tmpfs> {
         eprintln!("SKIPPED {test}: cannot mount a tmpfs here (not root?)");
         None
     }
+}
+
+/// Wait (up to a minute) until a staging directory (`.tmp-` in its name) appears in `parent`,
+/// which is when a run can be interrupted mid-write. False when `child` ended first or the
+/// minute passed.
+pub fn wait_for_staging(parent: &Path, child: &mut Child) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let staging = std::fs::read_dir(parent).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        });
+        if staging {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
 }
