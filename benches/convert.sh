@@ -90,8 +90,23 @@ copy() {
 }
 export DURABLE
 export -f durable_copy
+# pair SUFFIX ARGS...: this tree's binary and the baseline (if any) on the same arguments, the
+# baseline first in every other round, so that neither always runs right after the other.
+round=0
+pair() {
+  local suffix=$1
+  shift
+  if [ -n "$BASE" ] && [ $((round % 2)) = 1 ]; then
+    convert "baseline$suffix" "$BASE" "$@"
+    convert "electra-convert$suffix" "$BIN" "$@"
+  else
+    convert "electra-convert$suffix" "$BIN" "$@"
+    [ -z "$BASE" ] || convert "baseline$suffix" "$BASE" "$@"
+  fi
+}
 results=$(mktemp)
 for _ in $(seq "$RUNS"); do
+  round=$((round + 1))
   fresh
   rm -rf "$OUT"
   sync
@@ -101,11 +116,9 @@ for _ in $(seq "$RUNS"); do
   measure cp cp "$OUT/model.safetensors" "$COPY" >>"$results"
   [ -z "$BASE" ] || convert baseline "$BASE" --model discriminator
   if [ "${SKIP_EXTRA:-0}" != 1 ]; then
-    convert electra-convert-both "$BIN" --model both
-    [ -z "$BASE" ] || convert baseline-both "$BASE" --model both
+    pair -both --model both
     copy durable-copy-both "$REF_BOTH/discriminator/model.safetensors" "$REF_BOTH/generator/model.safetensors"
-    convert electra-convert-f16 "$BIN" --model discriminator --dtype f16
-    [ -z "$BASE" ] || convert baseline-f16 "$BASE" --model discriminator --dtype f16
+    pair -f16 --model discriminator --dtype f16
     copy durable-copy-f16 "$REF_F16/model.safetensors"
   fi
 done
