@@ -432,6 +432,31 @@ mod tests {
         both_forms_agree(5, 0, 0..0);
     }
 
+    /// The shapes the writer meets: an ELECTRA-base FFN kernel `[768, 3072]` in the 2 MiB output
+    /// bands the writer produces (680 columns of f32, 1360 of f16), the last band short.
+    #[test]
+    fn electra_kernel_bands_agree_in_every_precision() {
+        let (rows, cols) = (768, 3072);
+        let src = patterns(rows * cols, 11);
+        for (per_band, f16) in [(680, false), (1360, true)] {
+            for c0 in (0..cols).step_by(per_band) {
+                let band = c0..(c0 + per_band).min(cols);
+                let n = band.len() * rows;
+                if f16 {
+                    let (mut a, mut b) = (vec![[0u8; 2]; n], vec![[1u8; 2]; n]);
+                    transpose_columns(&src, rows, cols, band.clone(), Target::F16(&mut a));
+                    transpose_columns_portable(&src, rows, cols, band, Target::F16(&mut b));
+                    assert!(a == b, "f16 band from column {c0}");
+                } else {
+                    let (mut a, mut b) = (vec![[0u8; 4]; n], vec![[1u8; 4]; n]);
+                    transpose_columns(&src, rows, cols, band.clone(), Target::F32(&mut a));
+                    transpose_columns_portable(&src, rows, cols, band, Target::F32(&mut b));
+                    assert!(a == b, "f32 band from column {c0}");
+                }
+            }
+        }
+    }
+
     /// The portable form is the transpose: `dst[c * rows + r] == src[r * cols + c]`.
     #[test]
     fn transpose_f32_is_the_definition() {
