@@ -535,3 +535,94 @@ fn a_bad_params_yaml_is_reported_and_config_bypasses_it() {
                 .unwrap()
     );
 }
+
+/// A copy of fixture `name` in `dir` without its vocab.txt; returns the checkpoint directory.
+fn copy_without_vocab(name: &str, dir: &Path) -> PathBuf {
+    let ckpt = dir.join(name);
+    std::fs::create_dir(&ckpt).unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() && entry.file_name() != "vocab.txt" {
+            std::fs::copy(entry.path(), ckpt.join(entry.file_name())).unwrap();
+        }
+    }
+    ckpt
+}
+
+/// NVIDIA's pretrain_config.json names the vocabulary the run used (`vocab_file`, relative to the
+/// config's directory or absolute): with no vocab.txt beside the checkpoint, that file is the
+/// one shipped; with one beside it, the one beside it wins; when neither exists, the
+/// conversion says so and writes no tokenizer.
+#[test]
+fn the_trainers_vocab_file_is_used_when_no_vocab_txt_is_beside_the_checkpoint() {
+    let original = std::fs::read(fixture("nv_base").join("vocab.txt")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = copy_without_vocab("nv_base", tmp.path());
+    // The fixture's config says "vocab/vocab.txt".
+    std::fs::create_dir(ckpt.join("vocab")).unwrap();
+    std::fs::write(ckpt.join("vocab/vocab.txt"), &original).unwrap();
+    let out = tmp.path().join("relative");
+    let options = ConvertOptions::new(&ckpt, ModelKind::Discriminator, &out);
+    let outcome = convert(&options, &mut NoProgress).unwrap();
+    assert_eq!(std::fs::read(out.join("vocab.txt")).unwrap(), original);
+    assert!(out.join("tokenizer.json").is_file());
+    assert!(
+        outcome.warnings.iter().all(|w| !w.contains("no vocab.txt")),
+        "{:?}",
+        outcome.warnings
+    );
+
+    // An absolute vocab_file, somewhere else entirely.
+    let elsewhere = tmp.path().join("vocabularies/run-7.txt");
+    std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    std::fs::write(&elsewhere, &original).unwrap();
+    std::fs::remove_dir_all(ckpt.join("vocab")).unwrap();
+    let config_path = ckpt.join("pretrain_config.json");
+    let mut config = read_json(&config_path);
+    config["vocab_file"] = Value::String(elsewhere.to_str().unwrap().to_owned());
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let out = tmp.path().join("absolute");
+    convert(
+        &ConvertOptions::new(&ckpt, ModelKind::Discriminator, &out),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(out.join("vocab.txt")).unwrap(), original);
+
+    // A vocab.txt beside the checkpoint wins over the trainer's (here one token differs).
+    let text = String::from_utf8(original.clone()).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    let beside = text.replacen(&format!("\n{last}"), "\nbeside-the-checkpoint", 1);
+    assert_ne!(beside, text);
+    std::fs::write(ckpt.join("vocab.txt"), &beside).unwrap();
+    let out = tmp.path().join("beside");
+    convert(
+        &ConvertOptions::new(&ckpt, ModelKind::Discriminator, &out),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("vocab.txt")).unwrap(),
+        beside
+    );
+
+    // Neither: no tokenizer, and a warning that says how to add one.
+    std::fs::remove_file(ckpt.join("vocab.txt")).unwrap();
+    std::fs::remove_file(&elsewhere).unwrap();
+    let out = tmp.path().join("none");
+    let outcome = convert(
+        &ConvertOptions::new(&ckpt, ModelKind::Discriminator, &out),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert!(!out.join("vocab.txt").exists());
+    assert!(!out.join("tokenizer.json").exists());
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .any(|w| w.contains("no vocab.txt") && w.contains("--vocab")),
+        "{:?}",
+        outcome.warnings
+    );
+}
