@@ -621,3 +621,72 @@ fn inconsistent_directories_are_refused() {
     );
     assert_eq!(entries(tmp.path()), ["cfg", "extra"]);
 }
+
+/// The released fixture rewritten as a big-endian bundle (every value byte-swapped, the header
+/// saying so), as TensorFlow writes on a big-endian host.
+fn big_endian_copy(prefix: &Path, dir: &Path) -> PathBuf {
+    use electra_convert::checkpoint::testing::{build_bundle, write_single_shard, TensorSpec};
+    use electra_convert::checkpoint::Checkpoint;
+    let ckpt = Checkpoint::open(prefix).unwrap();
+    let tensors: Vec<TensorSpec> = ckpt
+        .tensors()
+        .iter()
+        .map(|t| {
+            let width = t
+                .dtype
+                .element_size()
+                .unwrap_or_else(|| panic!("{} is not numeric", t.name));
+            let mut data = ckpt.read_bytes(&t.name).unwrap().into_owned();
+            for unit in data.chunks_exact_mut(width) {
+                unit.reverse();
+            }
+            TensorSpec {
+                name: t.name.as_bytes().to_vec(),
+                dtype: t.dtype.to_proto(),
+                shape: t.shape.iter().map(|&d| d as i64).collect(),
+                data,
+                crc: None,
+            }
+        })
+        .collect();
+    let (index, data) = build_bundle(&tensors, true);
+    write_single_shard(dir, &index, &data).unwrap()
+}
+
+/// export --checkpoint reads a big-endian bundle like a little-endian one: the completed
+/// pretraining checkpoint (written little-endian, as TensorFlow on x86 writes it) is byte for
+/// byte the one exported from the original.
+#[test]
+fn a_big_endian_released_checkpoint_exports_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big_dir = tmp.path().join("big-endian");
+    std::fs::create_dir(&big_dir).unwrap();
+    let big = big_endian_copy(&fixture("released").join("electra_tiny"), &big_dir);
+    let opened = electra_convert::checkpoint::Checkpoint::open(&big).unwrap();
+    assert_eq!(
+        opened.header().endianness,
+        electra_convert::checkpoint::Endianness::Big
+    );
+    let mut outputs = Vec::new();
+    for (name, src) in [("from-little", fixture("released")), ("from-big", big)] {
+        let prefix = tmp.path().join(name).join("model.ckpt-5");
+        run_ok(&[
+            "export".as_ref(),
+            "--checkpoint".as_ref(),
+            os(&src),
+            "-o".as_ref(),
+            os(&prefix),
+            "--adam-slots".as_ref(),
+            "zeros".as_ref(),
+            "-q".as_ref(),
+        ]);
+        outputs.push(prefix);
+    }
+    for suffix in [".index", ".data-00000-of-00001"] {
+        let read = |p: &PathBuf| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
+        assert!(
+            read(&outputs[0]) == read(&outputs[1]),
+            "{suffix} differs between the little- and the big-endian source"
+        );
+    }
+}
