@@ -52,8 +52,8 @@ fn bf16_bytes(b: [u8; 4]) -> [u8; 2] {
 }
 
 /// Edge of the square tiles the portable transpose walks. Measured on this project's kernels
-/// ([768,768], [768,3072], [3072,768] f32) 8 beat 16, 32 and 64: the source rows of a
-/// [768,3072] kernel are 12 KiB apart, a multiple of 4 KiB, so every row of a tile lands in the
+/// (`[768, 768]`, `[768, 3072]`, `[3072, 768]` f32) 8 beat 16, 32 and 64: the source rows of a
+/// `[768, 3072]` kernel are 12 KiB apart, a multiple of 4 KiB, so every row of a tile lands in the
 /// same L1 set and a tile taller than the cache's associativity (8) evicts itself. The
 /// vectorised transpose uses the same edge (one AVX register holds a tile row).
 pub const TILE: usize = 8;

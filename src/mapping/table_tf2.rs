@@ -6,7 +6,7 @@
 //! from the root, escaped as in checkpoint keys), not a key: the planner resolves it through
 //! `_CHECKPOINTABLE_OBJECT_GRAPH` to the key the variable was stored under, which may be a
 //! `layer_with_weights-K` alias or, for a shared table, another tower's path. Placeholders:
-//! `{tower}` is the path of the exported tower (see [`LayoutTable::tower`]), `{n}` a layer
+//! `{tower}` is the path of the exported tower (`ModelTable::tower` of the [`LayoutTable`]), `{n}` a layer
 //! index, `{hf}` the HuggingFace prefix.
 
 use super::table::{row, ModelTable, Section, Tied, Transform, When};
