@@ -6,7 +6,10 @@
 #
 #   PYTHON=/path/to/python benches/convert.sh            # RUNS=5 by default
 #   BASELINE_BIN=/path/to/old/electra-convert ...        # also time an older binary, interleaved
+#   SKIP_TRANSFORMERS=1 ...                              # leave out the (slow) transformers row
 #
+# With a baseline, the `--model both` and `--dtype f16` pairs run in alternating order (the
+# baseline first in every other round), so neither binary always follows the other.
 # Needs: a release build (made here), /usr/bin/time, dd, and for the checkpoint and the comparison a
 # Python with fixtures/requirements.txt installed. The checkpoint (~1.4 GB) goes to $BENCH_DATA
 # (default bench-data/, gitignored) and is generated once. All timings are warm-cache: each command
