@@ -6,10 +6,12 @@
 //! next layer's buffers are new pages again and every 4 KiB page costs a page fault and a
 //! clearing: on the ELECTRA-base check that was ~117,000 faults and about a third of the time.
 //! [`reuse_freed_memory`] makes such buffers come from the heap and keeps freed heap memory in the
-//! process, so a layer's buffers land on the pages the previous layer used. Peak memory does not
-//! grow (the pages kept are the ones the largest stage already touched), but they are not
-//! returned to the system until the process ends, which suits a command-line run, not
-//! necessarily a long-running service: the library never calls this itself.
+//! process, so a layer's buffers land on the pages the previous layer used. Peak memory hardly
+//! changes (the pages kept are mostly the ones the largest stage touched anyway: the same peak
+//! RSS on the ELECTRA-base check, 3 MiB more on a plain conversion, which reuses its own buffers
+//! and so gains nothing), but freed pages are not returned to the system until the process ends.
+//! That suits a command-line run, not necessarily a long-running service: the library never
+//! calls this itself, and the command layer calls it only for commands that run a forward pass.
 
 /// The largest buffer glibc's `mallopt` lets come from the heap (`DEFAULT_MMAP_THRESHOLD_MAX`
 /// on 64-bit targets). An ELECTRA-large FFN kernel is 16 MiB.
@@ -44,11 +46,12 @@ pub fn reuse_freed_memory() -> bool {
 /// Buffers at least this large are asked to be backed by transparent huge pages.
 const HUGE_FROM: usize = 8 << 20;
 
-/// `count` zeros, for a tensor about to be read into. Small buffers come from the allocator as
-/// they are; a large one (a vocabulary table: 94 MB at ELECTRA-base) is fresh memory from the
-/// kernel, which clears every page on first touch, and on Linux it is marked for transparent
-/// huge pages before anything touches it, so that the read faults in 2 MiB pages instead of
-/// 4 KiB ones (about 500 times fewer faults; where huge pages are off, nothing changes).
+/// `count` zeros, for a tensor about to be read into. A buffer of `HUGE_FROM` (8 MiB) or more is
+/// marked for transparent huge pages on Linux. That matters for the ones the allocator maps fresh
+/// from the kernel (all of them by default; with [`reuse_freed_memory`] those over 32 MiB, such
+/// as a 94 MB ELECTRA-base vocabulary table): the kernel clears each page on first touch, and
+/// with the advice the read faults in 2 MiB pages instead of 4 KiB ones (about 500 times fewer
+/// faults). On reused heap memory, or where huge pages are off, the advice changes nothing.
 pub fn zeroed_f32(count: usize) -> Vec<f32> {
     // calloc: fresh pages from the kernel are known to be zero, so nothing is written here.
     let buffer = vec![0f32; count];
