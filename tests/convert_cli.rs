@@ -107,6 +107,26 @@ fn every_fixture_and_kind_matches_transformers() {
     assert!(leftovers(tmp.path()).is_empty());
 }
 
+/// A checkpoint whose word embeddings TensorFlow saved as a partitioned variable (the
+/// `partitioned` fixture: the released checkpoint re-saved with `fixed_size_partitioner(3)`)
+/// converts, and passes its own parity check, exactly like the unpartitioned original: every
+/// kind is byte-identical to what transformers wrote for `released`.
+#[test]
+fn a_partitioned_checkpoint_converts_like_its_unpartitioned_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["discriminator", "generator", "encoder"] {
+        let out = tmp.path().join(kind);
+        convert("partitioned", kind, &out, &["--quiet", "--verify"]).success();
+        let want = expected("released", kind);
+        for file in ["model.safetensors", "config.json"] {
+            assert!(
+                std::fs::read(out.join(file)).unwrap() == std::fs::read(want.join(file)).unwrap(),
+                "partitioned/{kind}: {file} differs from released/expected"
+            );
+        }
+    }
+}
+
 #[test]
 fn convert_subcommand_spelling_and_text_summary() {
     let tmp = tempfile::tempdir().unwrap();
