@@ -14,47 +14,25 @@ use std::time::Instant;
 use electra_convert::kernels::{
     convert, convert_portable, transpose_columns, transpose_columns_portable, Target,
 };
+use electra_convert::write::safetensors::element_size;
+use electra_convert::OutputDtype;
 
 const OUT_SLICE: usize = 2 << 20;
-
-#[derive(Clone, Copy, Debug)]
-enum Precision {
-    F32,
-    F16,
-    Bf16,
-}
-
-impl Precision {
-    fn size(self) -> usize {
-        match self {
-            Precision::F32 => 4,
-            Precision::F16 | Precision::Bf16 => 2,
-        }
-    }
-}
-
-fn target(out: &mut [u8], p: Precision) -> Target<'_> {
-    match p {
-        Precision::F32 => Target::F32(bytemuck::cast_slice_mut(out)),
-        Precision::F16 => Target::F16(bytemuck::cast_slice_mut(out)),
-        Precision::Bf16 => Target::Bf16(bytemuck::cast_slice_mut(out)),
-    }
-}
 
 /// `[rows, cols]` transposed band by band, as the writer does it.
 fn transpose_all(
     src: &[[u8; 4]],
     rows: usize,
     cols: usize,
-    p: Precision,
+    p: OutputDtype,
     out: &mut [u8],
     vectorised: bool,
 ) {
-    let per_band = (OUT_SLICE / (rows * p.size()) / 8).max(1) * 8;
+    let per_band = (OUT_SLICE / (rows * (element_size(p) as usize)) / 8).max(1) * 8;
     for c0 in (0..cols).step_by(per_band) {
         let band = c0..(c0 + per_band).min(cols);
-        let n = band.len() * rows * p.size();
-        let dst = target(&mut out[..n], p);
+        let n = band.len() * rows * (element_size(p) as usize);
+        let dst = Target::of(&mut out[..n], p);
         if vectorised {
             transpose_columns(src, rows, cols, band, dst);
         } else {
@@ -95,7 +73,7 @@ fn main() {
             .map(|i| ((i as f32).sin() * 0.02).to_le_bytes())
             .collect();
         let mut out = vec![0u8; rows * cols * 4];
-        for p in [Precision::F32, Precision::F16, Precision::Bf16] {
+        for p in [OutputDtype::F32, OutputDtype::F16, OutputDtype::Bf16] {
             for vectorised in [false, true] {
                 let (best, median) = time(iters, || {
                     transpose_all(&src, rows, cols, p, &mut out, vectorised)
@@ -120,11 +98,11 @@ fn main() {
         .map(|i| ((i as f32).cos() * 0.05).to_le_bytes())
         .collect();
     let mut out = vec![0u8; n * 2];
-    for p in [Precision::F16, Precision::Bf16] {
+    for p in [OutputDtype::F16, OutputDtype::Bf16] {
         for vectorised in [false, true] {
             let (best, median) = time(iters, || {
                 for (piece, dst) in src.chunks(1 << 18).zip(out.chunks_mut((1 << 18) * 2)) {
-                    let dst = target(&mut dst[..piece.len() * 2], p);
+                    let dst = Target::of(&mut dst[..piece.len() * 2], p);
                     if vectorised {
                         convert(piece, dst);
                     } else {

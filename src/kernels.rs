@@ -10,6 +10,8 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
+use crate::options::OutputDtype;
+
 /// f32 → f16 exactly as torch's `.to(torch.float16)` on CPU: round to nearest even, overflow to
 /// ±inf, NaN keeps its sign and top payload bits with the quiet bit set.
 pub fn f32_to_f16_bits(x: f32) -> u16 {
@@ -34,7 +36,16 @@ pub enum Target<'a> {
     Bf16(&'a mut [[u8; 2]]),
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// `out` (a whole number of `dtype` elements) as the target of that precision.
+    pub fn of(out: &'a mut [u8], dtype: OutputDtype) -> Target<'a> {
+        match dtype {
+            OutputDtype::F32 => Target::F32(bytemuck::cast_slice_mut(out)),
+            OutputDtype::F16 => Target::F16(bytemuck::cast_slice_mut(out)),
+            OutputDtype::Bf16 => Target::Bf16(bytemuck::cast_slice_mut(out)),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Target::F32(d) => d.len(),
@@ -58,25 +69,11 @@ fn bf16_bytes(b: [u8; 4]) -> [u8; 2] {
 /// vectorised transpose uses the same edge (one AVX register holds a tile row).
 pub const TILE: usize = 8;
 
-/// `dst[c * rows + r] = f(src[r * cols + c])` for a row-major `[rows, cols]` matrix `src`: its
-/// transpose, element-wise mapped, walked in `TILE`×`TILE` tiles so that both the strided reads
-/// and the sequential writes stay in cache.
-///
-/// Panics unless `src` and `dst` both hold `rows * cols` elements.
-pub fn transpose_map<S: Copy, D: Copy>(
-    src: &[S],
-    rows: usize,
-    cols: usize,
-    dst: &mut [D],
-    f: impl Fn(S) -> D,
-) {
-    transpose_columns_map(src, rows, cols, 0..cols, dst, f)
-}
-
 /// Rows `columns` of the transpose of the row-major `[rows, cols]` matrix `src` (that is, its
-/// columns), element-wise mapped: `dst[(c - columns.start) * rows + r] = f(src[r * cols + c])`.
-/// The same tiled walk as [`transpose_map`], restricted to a band of columns, so a large
-/// kernel's output can be produced (and written) a slice at a time.
+/// columns), element-wise mapped: `dst[(c - columns.start) * rows + r] = f(src[r * cols + c])`,
+/// walked in `TILE`×`TILE` tiles so that both the strided reads and the sequential writes stay in
+/// cache. A band rather than the whole matrix, so a large kernel's output can be produced (and
+/// written) a slice at a time; `0..cols` is the whole transpose.
 ///
 /// Panics unless `src` holds `rows * cols` elements, `columns` lies within `0..cols` and `dst`
 /// holds `columns.len() * rows` elements.
@@ -154,11 +151,13 @@ pub fn transpose_columns_portable(
     }
 }
 
-/// The whole transpose of a row-major `[rows, cols]` f32 matrix into a `[cols, rows]` one
-/// (no conversion), vectorised where the processor allows.
+/// The whole transpose of a row-major `[rows, cols]` matrix of four-byte values (f32, or their
+/// bits as u32) into a `[cols, rows]` one, moved as they are, vectorised where the processor
+/// allows. The values' byte order does not matter: whole units move.
 ///
-/// Panics unless `src` and `dst` both hold `rows * cols` elements.
-pub fn transpose_f32(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+/// Panics unless `src` and `dst` both hold `rows * cols` elements, or `T` is not four bytes.
+pub fn transpose_words<T: bytemuck::Pod>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    assert_eq!(std::mem::size_of::<T>(), 4, "four-byte values");
     transpose_columns(
         bytemuck::cast_slice(src),
         rows,
@@ -470,16 +469,21 @@ mod tests {
         }
     }
 
-    /// The portable form is the transpose: `dst[c * rows + r] == src[r * cols + c]`.
+    /// The whole transpose (vectorised where available) is the definition:
+    /// `dst[c * rows + r] == src[r * cols + c]`, for f32 and for u32 words.
     #[test]
-    fn transpose_f32_is_the_definition() {
+    fn transpose_words_is_the_definition() {
         let (rows, cols) = (13, 21);
         let src: Vec<f32> = (0..rows * cols).map(|x| x as f32 * 0.5 - 7.0).collect();
         let mut dst = vec![0f32; rows * cols];
-        transpose_f32(&src, rows, cols, &mut dst);
+        transpose_words(&src, rows, cols, &mut dst);
+        let words: Vec<u32> = src.iter().map(|x| x.to_bits()).collect();
+        let mut word_dst = vec![0u32; rows * cols];
+        transpose_words(&words, rows, cols, &mut word_dst);
         for r in 0..rows {
             for c in 0..cols {
                 assert_eq!(dst[c * rows + r], src[r * cols + c], "({r}, {c})");
+                assert_eq!(word_dst[c * rows + r], words[r * cols + c], "({r}, {c})");
             }
         }
     }

@@ -622,6 +622,35 @@ fn inconsistent_directories_are_refused() {
     assert_eq!(entries(tmp.path()), ["cfg", "extra"]);
 }
 
+/// `export --checkpoint --adam-slots zeros` of `original` and of `other` (into `work`) write the
+/// same index and data bytes.
+fn assert_completes_alike(work: &Path, original: &Path, other: &Path) {
+    let mut outputs = Vec::new();
+    for (name, src) in [("from-original", original), ("from-other", other)] {
+        let prefix = work.join(name).join("model.ckpt-5");
+        run_ok(&[
+            "export".as_ref(),
+            "--checkpoint".as_ref(),
+            os(src),
+            "-o".as_ref(),
+            os(&prefix),
+            "--adam-slots".as_ref(),
+            "zeros".as_ref(),
+            "-q".as_ref(),
+        ]);
+        outputs.push(prefix);
+    }
+    for suffix in [".index", ".data-00000-of-00001"] {
+        let read = |p: &PathBuf| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
+        assert!(
+            read(&outputs[0]) == read(&outputs[1]),
+            "{suffix} differs between {} and {}",
+            original.display(),
+            other.display()
+        );
+    }
+}
+
 /// The released fixture rewritten as a big-endian bundle (every value byte-swapped, the header
 /// saying so), as TensorFlow writes on a big-endian host.
 fn big_endian_copy(prefix: &Path, dir: &Path) -> PathBuf {
@@ -667,28 +696,7 @@ fn a_big_endian_released_checkpoint_exports_to_the_same_bytes() {
         opened.header().endianness,
         electra_convert::checkpoint::Endianness::Big
     );
-    let mut outputs = Vec::new();
-    for (name, src) in [("from-little", fixture("released")), ("from-big", big)] {
-        let prefix = tmp.path().join(name).join("model.ckpt-5");
-        run_ok(&[
-            "export".as_ref(),
-            "--checkpoint".as_ref(),
-            os(&src),
-            "-o".as_ref(),
-            os(&prefix),
-            "--adam-slots".as_ref(),
-            "zeros".as_ref(),
-            "-q".as_ref(),
-        ]);
-        outputs.push(prefix);
-    }
-    for suffix in [".index", ".data-00000-of-00001"] {
-        let read = |p: &PathBuf| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
-        assert!(
-            read(&outputs[0]) == read(&outputs[1]),
-            "{suffix} differs between the little- and the big-endian source"
-        );
-    }
+    assert_completes_alike(tmp.path(), &fixture("released"), &big);
 }
 
 /// export --checkpoint assembles a partitioned variable: the `partitioned` fixture (the released
@@ -706,26 +714,5 @@ fn a_partitioned_released_checkpoint_exports_to_the_same_bytes() {
             .partitions,
         3
     );
-    let mut outputs = Vec::new();
-    for (name, src) in [("from-whole", fixture("released")), ("from-parts", parted)] {
-        let prefix = tmp.path().join(name).join("model.ckpt-5");
-        run_ok(&[
-            "export".as_ref(),
-            "--checkpoint".as_ref(),
-            os(&src),
-            "-o".as_ref(),
-            os(&prefix),
-            "--adam-slots".as_ref(),
-            "zeros".as_ref(),
-            "-q".as_ref(),
-        ]);
-        outputs.push(prefix);
-    }
-    for suffix in [".index", ".data-00000-of-00001"] {
-        let read = |p: &PathBuf| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
-        assert!(
-            read(&outputs[0]) == read(&outputs[1]),
-            "{suffix} differs between the whole and the partitioned source"
-        );
-    }
+    assert_completes_alike(tmp.path(), &fixture("released"), &parted);
 }

@@ -1150,15 +1150,7 @@ fn write_one(
                 let (rows, cols) = (hf_shape[0] as usize, hf_shape[1] as usize);
                 let words = m.read_f32_words(hf, raw)?;
                 let mut dst = vec![0u32; words.len()];
-                // Four-byte units moved as they are (no conversion), so the words' byte order does
-                // not matter.
-                crate::kernels::transpose_columns(
-                    bytemuck::cast_slice(&words),
-                    rows,
-                    cols,
-                    0..cols,
-                    crate::kernels::Target::F32(bytemuck::cast_slice_mut(&mut dst)),
-                );
+                crate::kernels::transpose_words(&words, rows, cols, &mut dst);
                 drop(words);
                 let mut t = match output.writer().begin(name, DType::Float32, &var.shape) {
                     Ok(t) => t,

@@ -427,7 +427,7 @@ impl HfWeights {
 /// change.
 fn transposed(src: &[f32], rows: usize, cols: usize) -> Result<Tensor, VerifyError> {
     let mut dst = vec![0f32; src.len()];
-    crate::kernels::transpose_f32(src, rows, cols, &mut dst);
+    crate::kernels::transpose_words(src, rows, cols, &mut dst);
     Tensor::from_vec(dst, (cols, rows), &Device::Cpu).map_err(super::model::candle_error)
 }
 

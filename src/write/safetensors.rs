@@ -62,23 +62,11 @@ pub fn file_size(entries: &[Entry], dtype: OutputDtype) -> u64 {
     8 + h.len() as u64 + data
 }
 
-use crate::kernels::Target;
-pub use crate::kernels::{
-    f32_to_bf16_bits, f32_to_f16_bits, transpose_columns_map, transpose_map, TILE,
-};
+use crate::kernels::{Target, TILE};
 
 /// Bytes per piece when a tensor is copied without transposing: big enough that the `write`
 /// syscalls cost nothing, small enough to stay in L2 between read, checksum and write.
 pub const COPY_CHUNK: usize = 1 << 20;
-
-/// `out` (a whole number of `dtype` elements) as the conversion target.
-fn target(out: &mut [u8], dtype: OutputDtype) -> Target<'_> {
-    match dtype {
-        OutputDtype::F32 => Target::F32(bytemuck::cast_slice_mut(out)),
-        OutputDtype::F16 => Target::F16(bytemuck::cast_slice_mut(out)),
-        OutputDtype::Bf16 => Target::Bf16(bytemuck::cast_slice_mut(out)),
-    }
-}
 
 /// Little-endian f32 bytes `src` (a whole number of elements) as `dtype` bytes, transposed
 /// from `[rows, cols]` when `transpose` is given, written into `dst` (grown when too small,
@@ -94,7 +82,7 @@ pub fn convert_into<'o>(
     if dst.len() < len {
         dst.resize(len, 0);
     }
-    let out = target(&mut dst[..len], dtype);
+    let out = Target::of(&mut dst[..len], dtype);
     match transpose {
         Some((rows, cols)) => crate::kernels::transpose_columns(src, rows, cols, 0..cols, out),
         None => crate::kernels::convert(src, out),
@@ -117,7 +105,7 @@ pub fn convert_columns_into<'o>(
     if dst.len() < len {
         dst.resize(len, 0);
     }
-    let out = target(&mut dst[..len], dtype);
+    let out = Target::of(&mut dst[..len], dtype);
     crate::kernels::transpose_columns(src, rows, cols, columns, out);
     &dst[..len]
 }
@@ -575,6 +563,7 @@ pub fn write_safetensors(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::{f32_to_bf16_bits, f32_to_f16_bits, transpose_columns_map};
     use crate::mapping::Transform;
 
     fn entry(transform: Transform, tf_shape: &[u64]) -> Entry {
@@ -659,7 +648,7 @@ mod tests {
         for (rows, cols) in shapes {
             let src: Vec<u32> = (0..(rows * cols) as u32).map(|x| x * 7 + 1).collect();
             let mut dst = vec![0u64; rows * cols];
-            transpose_map(&src, rows, cols, &mut dst, |x| u64::from(x) << 1);
+            transpose_columns_map(&src, rows, cols, 0..cols, &mut dst, |x| u64::from(x) << 1);
             let want: Vec<u64> = naive_transpose(&src, rows, cols)
                 .into_iter()
                 .map(|x| u64::from(x) << 1)
@@ -764,7 +753,7 @@ mod tests {
         ] {
             let src: Vec<u32> = (0..(rows * cols) as u32).map(|x| x * 3 + 2).collect();
             let mut whole = vec![0u32; rows * cols];
-            transpose_map(&src, rows, cols, &mut whole, |x| x);
+            transpose_columns_map(&src, rows, cols, 0..cols, &mut whole, |x| x);
             for (a, b) in [
                 (0, cols),
                 (0, cols / 2),
