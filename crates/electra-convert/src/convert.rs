@@ -13,7 +13,7 @@ pub use crate::options::{NoProgress, Progress};
 use crate::verify::{self, ParityReport, VerifyError};
 use crate::write::tokenizer::{DecisionSource, TokenizerChoices};
 use crate::write::{self, card, config, ModelFiles, Staging, Tokenizer, WriteError};
-use tf_checkpoint::{Checkpoint, CheckpointError};
+use tf_checkpoint::Checkpoint;
 
 /// Why a conversion stopped. A parity check that runs and fails is *not* an error: it is reported
 /// in [`ConvertedModel::verify`] and the files are kept.
@@ -27,7 +27,7 @@ pub enum ConvertError {
     OpenCheckpoint {
         path: PathBuf,
         #[source]
-        source: Box<CheckpointError>,
+        source: Box<crate::source::SourceError>,
     },
 
     /// The checkpoint holds no usable model of the requested kind.
@@ -228,18 +228,19 @@ pub fn convert(
         verify::check_reference(reference).map_err(|e| ConvertError::Reference(Box::new(e)))?;
     }
     write::check_destination(&options.output, options.force)?;
-    let ckpt =
-        Checkpoint::open(&options.checkpoint).map_err(|source| ConvertError::OpenCheckpoint {
+    let ckpt = crate::source::open(&options.checkpoint).map_err(|source| {
+        ConvertError::OpenCheckpoint {
             path: options.checkpoint.clone(),
             source: Box::new(source),
-        })?;
+        }
+    })?;
     spare_inputs(options, &ckpt)?;
     let vars = source_vars(&ckpt);
     let graph = ckpt
         .object_graph()
         .map_err(|source| ConvertError::OpenCheckpoint {
             path: options.checkpoint.clone(),
-            source: Box::new(source),
+            source: Box::new(source.into()),
         })?;
     let plans = mapping::plan_checkpoint(options.model, &vars, graph.as_ref(), options.layout)
         .map_err(|source| ConvertError::Mapping {
@@ -248,7 +249,7 @@ pub fn convert(
         })?;
     let layout = plans[0].source_layout;
     let trainer = match options.config {
-        None => trainer::find(&checkpoint_dir(&ckpt), layout)?,
+        None => trainer::find(ckpt.side_dir(), layout)?,
         Some(_) => None,
     };
 
@@ -344,8 +345,10 @@ pub fn convert(
             tokenizer: tokenizer.as_ref(),
             dtype: options.dtype,
         };
-        let written = write::write_model_files(&dir, &files, &ckpt, &mut |n| progress.advance(n))
-            .map_err(|e| staging.attribute(e))?;
+        let written = write::write_model_files(&dir, &files, ckpt.checkpoint(), &mut |n| {
+            progress.advance(n)
+        })
+        .map_err(|e| staging.attribute(e))?;
         if options.model_card {
             card_context
                 .write(&dir, plan, cfg, &written, &[])
@@ -495,23 +498,15 @@ fn run_checks(
     Ok(reports)
 }
 
-/// The directory the checkpoint's files are in (where a vocab.txt would sit).
-fn checkpoint_dir(ckpt: &Checkpoint) -> PathBuf {
-    match ckpt.prefix().parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 fn load_tokenizer(
     options: &ConvertOptions,
-    ckpt: &Checkpoint,
+    ckpt: &crate::source::Source,
     plans: &[Plan],
     trainer_vocab: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Tokenizer>, ConvertError> {
     let lower = options.lower_case;
-    let dir = checkpoint_dir(ckpt);
+    let dir = ckpt.side_dir().to_path_buf();
     let Some(vocab) =
         write::tokenizer::find_vocab(&dir, options.vocab.as_deref()).or(trainer_vocab)
     else {
@@ -564,12 +559,15 @@ fn load_tokenizer(
 /// directory is, or contains, the checkpoint being converted or the reference file (both are
 /// still read after the old directory is deleted, and the checkpoint is the user's training
 /// state).
-fn spare_inputs(options: &ConvertOptions, ckpt: &Checkpoint) -> Result<(), ConvertError> {
+fn spare_inputs(
+    options: &ConvertOptions,
+    ckpt: &crate::source::Source,
+) -> Result<(), ConvertError> {
     // An output that does not exist yet replaces nothing.
     let Ok(output) = options.output.canonicalize() else {
         return Ok(());
     };
-    let mut inputs = vec![("checkpoint", checkpoint_dir(ckpt))];
+    let mut inputs = vec![("checkpoint", ckpt.side_dir().to_path_buf())];
     if let Some(reference) = &options.reference {
         inputs.push(("reference", reference.clone()));
     }

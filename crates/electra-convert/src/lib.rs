@@ -18,6 +18,7 @@ pub mod export;
 pub mod kernels;
 pub mod mapping;
 pub mod options;
+pub mod source;
 pub mod verify;
 pub mod write;
 

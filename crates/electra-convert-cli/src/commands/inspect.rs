@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::cli::InspectArgs;
-use tf_checkpoint::{Checkpoint, TensorInfo};
+use tf_checkpoint::TensorInfo;
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let out = match safetensors_target(&args.path)? {
@@ -187,7 +187,7 @@ fn slot_kind(name: &str) -> Option<&'static str> {
 }
 
 fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String> {
-    let ckpt = Checkpoint::open(path)?;
+    let ckpt = electra_convert::source::open(path)?;
     let bytes_of = |t: &TensorInfo| {
         t.num_bytes()
             .unwrap_or_else(|| ckpt.stored_len(&t.name).unwrap_or(0))

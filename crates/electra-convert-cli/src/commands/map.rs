@@ -8,13 +8,12 @@ use serde_json::json;
 use crate::cli::MapArgs;
 use electra_convert::mapping::{self, Plan, SkipCategory, SourceLayout};
 use electra_convert::options::ModelKind;
-use tf_checkpoint::Checkpoint;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     if args.checkpoint.join("config.json").is_file() {
         return run_reverse(args);
     }
-    let ckpt = Checkpoint::open(&args.checkpoint)
+    let ckpt = electra_convert::source::open(&args.checkpoint)
         .with_context(|| format!("cannot open checkpoint {}", args.checkpoint.display()))?;
     let vars = electra_convert::convert::source_vars(&ckpt);
     let graph = ckpt.object_graph()?;

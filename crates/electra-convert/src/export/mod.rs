@@ -28,7 +28,7 @@ use crate::options::Progress;
 use crate::write::bundle::BundleOutput;
 use crate::write::WriteError;
 use hf::HfDir;
-use tf_checkpoint::{Checkpoint, CheckpointError, DType};
+use tf_checkpoint::DType;
 
 /// Which Adam slots to add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,7 +181,7 @@ pub enum ExportError {
     #[error("checkpoint {path}: {error}")]
     Checkpoint {
         path: PathBuf,
-        error: Box<CheckpointError>,
+        error: Box<crate::source::SourceError>,
     },
 
     #[error("checkpoint {prefix} already has global_step = {value}; it is kept as stored, so drop --global-step")]
@@ -304,7 +304,7 @@ pub fn export(
 struct ExportPlan {
     vars: BTreeMap<String, OutVar>,
     models: Vec<HfDir>,
-    ckpt: Option<Checkpoint>,
+    ckpt: Option<crate::source::Source>,
     layout: String,
     global_step: i64,
     slots: usize,
@@ -848,7 +848,7 @@ fn plan_hf(
 }
 
 fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, ExportError> {
-    let ckpt = Checkpoint::open(path).map_err(|error| ExportError::Checkpoint {
+    let ckpt = crate::source::open(path).map_err(|error| ExportError::Checkpoint {
         path: path.to_path_buf(),
         error: Box::new(error),
     })?;
@@ -900,7 +900,7 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
                 ckpt.read_i64_scalar("global_step")
                     .map_err(|error| ExportError::Checkpoint {
                         path: path.to_path_buf(),
-                        error: Box::new(error),
+                        error: Box::new(error.into()),
                     })?;
             if options.global_step.is_some() {
                 return Err(ExportError::GlobalStepExists {
@@ -1208,7 +1208,7 @@ fn write_one(
                     .read_strings(name)
                     .map_err(|error| ExportError::Checkpoint {
                         path: ckpt.prefix().to_path_buf(),
-                        error: Box::new(error),
+                        error: Box::new(error.into()),
                     })?;
                 let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
                 output
@@ -1235,7 +1235,7 @@ fn write_one(
             if let Err(tf_checkpoint::ChunkError::Read(error)) = read {
                 return Err(ExportError::Checkpoint {
                     path: ckpt.prefix().to_path_buf(),
-                    error: Box::new(error),
+                    error: Box::new(error.into()),
                 });
             }
             t.finish().map_err(|e| werr(output, e))?;

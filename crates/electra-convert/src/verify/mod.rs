@@ -436,9 +436,12 @@ pub fn verify_against_checkpoint(
         path: checkpoint.to_path_buf(),
         message: e.to_string(),
     };
-    let ckpt = tf_checkpoint::Checkpoint::open(checkpoint).map_err(unusable)?;
+    let ckpt = crate::source::open(checkpoint).map_err(|e| VerifyError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
-        return verify_converted_against_tf(model_dir, converted, &ckpt, tol, seed);
+        return verify_converted_against_tf(model_dir, converted, ckpt.checkpoint(), tol, seed);
     };
     // A TF2 object-based checkpoint: the producer's own object names.
     let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {

@@ -1,0 +1,132 @@
+//! Where a checkpoint's bytes come from: the one place every command opens its input.
+//!
+//! [`open`] takes what the user typed (a prefix, an `.index` or `.data-*` file, a directory) and
+//! gives a [`Source`]: the validated [`Checkpoint`], the form it was found in, and the directory
+//! whose side files (`vocab.txt`, `params.yaml`, `pretrain_config.json`) belong to it. Other
+//! forms (archives, HDF5 files, SavedModels, buckets) plug in here: they present their weights as
+//! a `Checkpoint` (data shards may be windows of other files, see
+//! [`Checkpoint::with_shard_files`]), their side files in a directory, and keep whatever must
+//! outlive the read (temporary files) in the `Source`.
+
+use std::any::Any;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use tf_checkpoint::{Checkpoint, CheckpointError};
+
+/// The shape the weights were found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
+    Checkpoint,
+}
+
+impl Form {
+    /// What `inspect` calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Form::Checkpoint => "TensorFlow checkpoint",
+        }
+    }
+}
+
+/// Why an input could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// An opened input: its checkpoint, its form, and where its side files are.
+#[derive(Debug)]
+pub struct Source {
+    checkpoint: Checkpoint,
+    form: Form,
+    side_dir: PathBuf,
+    /// What the user named, for messages (`run/model.ckpt-10`, `x.zip#a/b`).
+    location: String,
+    /// Held for the life of the source (temporary files the checkpoint reads from).
+    _keep: KeepAlive,
+}
+
+/// Whatever must live as long as the checkpoint reads from it.
+struct KeepAlive(Vec<Box<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} kept resource(s)", self.0.len())
+    }
+}
+
+impl Source {
+    /// A source from its parts (for the forms other than plain files).
+    pub fn new(
+        checkpoint: Checkpoint,
+        form: Form,
+        side_dir: PathBuf,
+        location: String,
+        keep: Vec<Box<dyn Any + Send + Sync>>,
+    ) -> Source {
+        Source {
+            checkpoint,
+            form,
+            side_dir,
+            location,
+            _keep: KeepAlive(keep),
+        }
+    }
+
+    /// The checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The form the weights were found in.
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    /// The directory whose `vocab.txt`, `params.yaml` or `pretrain_config.json` belong to this
+    /// checkpoint (the checkpoint's own directory for plain files).
+    pub fn side_dir(&self) -> &Path {
+        &self.side_dir
+    }
+
+    /// The input as the user named it, resolved (for messages and reports).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+impl Deref for Source {
+    type Target = Checkpoint;
+
+    fn deref(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+}
+
+/// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`).
+pub fn open(path: &Path) -> Result<Source, SourceError> {
+    let checkpoint = Checkpoint::open(path)?;
+    let side_dir = directory_of(checkpoint.prefix());
+    let location = checkpoint.prefix().display().to_string();
+    Ok(Source::new(
+        checkpoint,
+        Form::Checkpoint,
+        side_dir,
+        location,
+        Vec::new(),
+    ))
+}
+
+/// The directory a prefix's files are in (`.` for a bare prefix).
+pub fn directory_of(prefix: &Path) -> PathBuf {
+    match prefix.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
