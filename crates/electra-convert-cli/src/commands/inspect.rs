@@ -91,38 +91,16 @@ fn safetensors_target(path: &Path) -> anyhow::Result<Option<SafetensorsTarget>> 
         return Ok(None);
     }
     let config = Some(path.join("config.json")).filter(|c| c.is_file());
-    let single = path.join("model.safetensors");
-    if single.is_file() {
-        return Ok(Some(SafetensorsTarget {
-            shown: path.to_path_buf(),
-            files: vec![single],
-            config,
-        }));
-    }
-    let index = path.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index)
-            .with_context(|| format!("cannot read {}", index.display()))?;
-        let parsed: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON; re-save the model", index.display()))?;
-        let map = parsed
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .with_context(|| format!("{} has no weight_map object", index.display()))?;
-        let mut files: Vec<PathBuf> = map
-            .values()
-            .filter_map(Value::as_str)
-            .map(|f| path.join(f))
-            .collect();
-        files.sort();
-        files.dedup();
-        return Ok(Some(SafetensorsTarget {
+    // The same listing verify and export use: shard names that leave the directory are refused.
+    match electra_convert::verify::listed_weight_files(path) {
+        Ok(Some(files)) => Ok(Some(SafetensorsTarget {
             shown: path.to_path_buf(),
             files,
             config,
-        }));
+        })),
+        Ok(None) => Ok(None),
+        Err((index, error)) => Err(anyhow::anyhow!("{}: {error}", index.display())),
     }
-    Ok(None)
 }
 
 /// `1536` → `1.5 KiB`.

@@ -55,18 +55,28 @@ pub(crate) struct HfWeights {
 }
 
 /// Why `model.safetensors.index.json` could not give the list of shards.
-pub(crate) enum ShardIndexError {
+#[derive(Debug)]
+pub enum ShardIndexError {
+    /// The index file could not be read.
     Read(std::io::Error),
+    /// The index file is not a usable shard index (the reason).
     Invalid(String),
+}
+
+impl std::fmt::Display for ShardIndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardIndexError::Read(error) => write!(f, "cannot read it: {error}"),
+            ShardIndexError::Invalid(reason) => write!(f, "{reason}; re-save the model"),
+        }
+    }
 }
 
 /// The weight files of a HuggingFace model directory: `model.safetensors`, or the distinct
 /// shards `model.safetensors.index.json` names (refusing names that leave the directory), or
 /// `Ok(None)` when it has neither. An error comes with the index file's path. Shared with
-/// `export`, which reads the same directories.
-pub(crate) fn listed_weight_files(
-    dir: &Path,
-) -> Result<Option<Vec<PathBuf>>, (PathBuf, ShardIndexError)> {
+/// `export` and `inspect`, which read the same directories.
+pub fn listed_weight_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, (PathBuf, ShardIndexError)> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
         return Ok(Some(vec![single]));

@@ -39,6 +39,7 @@ use self::config::{Architecture, ModelConfig};
 use self::hf::HfWeights;
 use self::model::{forward_pair, Batch, Numerics, Outputs, Tower};
 
+pub use self::hf::{listed_weight_files, ShardIndexError};
 pub use self::npy::parse_npy;
 pub use self::reference::{read_reference, read_reference_bytes};
 pub use self::text::{read_text_file, run_texts, TextReport};
