@@ -14,12 +14,18 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+pub mod h5;
+pub mod keras;
+
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// transformers' TF weights: `tf_model.h5`, or `tf_model-0000K-of-0000N.h5` shards with
+    /// `tf_model.h5.index.json`.
+    KerasH5,
 }
 
 impl Form {
@@ -27,6 +33,7 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
         }
     }
 }
@@ -37,6 +44,16 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
+    #[error("cannot read `{path}` as a Keras HDF5 weights file: {source}")]
+    H5 {
+        path: PathBuf,
+        #[source]
+        source: h5::Error,
+    },
+    /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
+    #[error("`{path}`: {detail}")]
+    Keras { path: PathBuf, detail: String },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -111,6 +128,9 @@ impl Deref for Source {
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
 /// file, or a directory (its `checkpoint` state file, else its only `*.index`).
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(h5) = keras::detect(path) {
+        return keras::open(&h5);
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
