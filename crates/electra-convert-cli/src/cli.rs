@@ -169,6 +169,9 @@ impl Choice for SourceLayout {
             SourceLayout::Nvidia => {
                 "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
             }
+            SourceLayout::HfKeras => {
+                "transformers' TF classes as saved in tf_model.h5 (Keras names, config.json beside)"
+            }
         }
     }
 }
