@@ -227,6 +227,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         };
         let doc = json!({
             "checkpoint": ckpt.prefix().display().to_string(),
+            "form": {"id": ckpt.form(), "name": ckpt.form().title()},
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -255,6 +256,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
+    out.push_str(&format!("form: {}\n", ckpt.form().title()));
     match &layout {
         Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
         Err(e) => out.push_str(&format!(

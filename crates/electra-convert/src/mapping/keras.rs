@@ -12,7 +12,10 @@
 
 use std::collections::HashMap;
 
-use super::{expand, plan, MappingError, ModelKind, Plan, SourceVar};
+use super::{expand, plan, MappingError, ModelKind, Plan, SkipCategory, SourceVar};
+
+/// Where the generator file's second copy of the embedding layer is listed.
+const LM_HEAD_COPY: &str = "generator_lm_head/electra/embeddings/";
 use crate::options::SourceLayout;
 
 /// Keras scope → TF1 scope, applied in order to the start of a name (`{tower}` is `electra`,
@@ -120,6 +123,12 @@ pub fn plan_one(kind: ModelKind, vars: &[SourceVar]) -> Result<Plan, MappingErro
     }
     for s in &mut p.skipped {
         restore(&mut s.tf);
+        if let Some(rest) = s.tf.strip_prefix(LM_HEAD_COPY) {
+            s.category = SkipCategory::OtherModel;
+            s.reason = format!(
+                "the generator file's second copy of the shared embedding weight `electra/embeddings/{rest}` (Keras lists the embedding layer again under generator_lm_head); byte-equal to it, checked when the file was opened"
+            );
+        }
     }
     for source in p.dims.sources.values_mut() {
         restore(source);

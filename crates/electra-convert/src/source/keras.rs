@@ -9,7 +9,8 @@
 //! so every later read is the ordinary streamed, CRC-checked bundle read.
 //!
 //! The generator file stores the shared embedding layer twice (under `electra` and again under
-//! `generator_lm_head`): the copies must be byte-equal, and only the first is kept.
+//! `generator_lm_head`): the copies must be byte-equal; the second is listed under its layer's
+//! name (`generator_lm_head/electra/embeddings/...`), which the mapping skips with that reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,22 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
                             ),
                         });
                     }
+                    // Kept under its layer's name so `map` can account for it.
+                    let copy = format!("{}/{name}", layer.name);
+                    if layer.name.is_empty() || found.contains_key(&copy) {
+                        return Err(SourceError::Keras {
+                            path: file.clone(),
+                            detail: format!("the weight `{name}` is stored more than twice"),
+                        });
+                    }
+                    found.insert(
+                        copy,
+                        Found {
+                            file: i,
+                            info: w.info.clone(),
+                            path: w.path.clone(),
+                        },
+                    );
                     continue;
                 }
                 found.insert(
