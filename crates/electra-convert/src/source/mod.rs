@@ -45,14 +45,14 @@ pub enum SourceError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
-    #[error("cannot read `{path}` as a Keras HDF5 weights file: {source}")]
+    #[error("cannot read `{}` as a Keras HDF5 weights file", path.display())]
     H5 {
         path: PathBuf,
         #[source]
         source: h5::Error,
     },
     /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
-    #[error("`{path}`: {detail}")]
+    #[error("`{}`: {detail}", path.display())]
     Keras { path: PathBuf, detail: String },
 }
 

@@ -53,7 +53,7 @@ impl fmt::Display for Feature {
 
 /// Errors returned by the reader. None of them is ever a panic.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum H5Error {
     /// Reading the underlying file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -136,21 +136,26 @@ pub enum Error {
         detail: String,
     },
     /// An error while reading the named object or attribute.
-    #[error("{path}: {source}")]
+    /// (The inner error is part of this message, not a separate `source()`, so a chain of
+    /// messages does not repeat it.)
+    #[error("{path}: {inner}")]
     Context {
         /// Object path (and attribute name, as `path@attr`).
         path: String,
         /// Underlying error.
-        source: Box<Error>,
+        inner: Box<Error>,
     },
 }
 
-impl Error {
+/// The reader's error under its short name inside the module.
+pub type Error = H5Error;
+
+impl H5Error {
     /// The unsupported feature behind this error, looking through [`Error::Context`].
     pub fn feature(&self) -> Option<Feature> {
         match self {
             Error::Unsupported { feature, .. } => Some(*feature),
-            Error::Context { source, .. } => source.feature(),
+            Error::Context { inner, .. } => inner.feature(),
             _ => None,
         }
     }
@@ -158,7 +163,7 @@ impl Error {
     /// The innermost error, looking through [`Error::Context`].
     pub fn root_cause(&self) -> &Error {
         match self {
-            Error::Context { source, .. } => source.root_cause(),
+            Error::Context { inner, .. } => inner.root_cause(),
             e => e,
         }
     }
@@ -166,7 +171,7 @@ impl Error {
     pub(crate) fn context(self, path: impl Into<String>) -> Error {
         Error::Context {
             path: path.into(),
-            source: Box::new(self),
+            inner: Box::new(self),
         }
     }
 }

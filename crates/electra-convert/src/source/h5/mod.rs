@@ -35,7 +35,7 @@ mod source;
 mod superblock;
 
 pub use attr::{AttrValue, Attribute};
-pub use error::{Error, Feature, Result};
+pub use error::{Error, Feature, H5Error, Result};
 pub use file::{DatasetInfo, Dtype, Group, H5File, Member, MemberKind};
 pub use header::ObjectKind;
 pub use keras::{
