@@ -33,6 +33,8 @@ mod keras;
 mod message;
 mod source;
 mod superblock;
+#[cfg(test)]
+mod tests;
 
 pub use attr::{AttrValue, Attribute};
 pub use error::{Error, Feature, H5Error, Result};
