@@ -14,7 +14,11 @@ use crate::cli::InspectArgs;
 use tf_checkpoint::TensorInfo;
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let out = match safetensors_target(&args.path)? {
+    let target = match electra_convert::source::is_tf_weights(&args.path) {
+        true => None,
+        false => safetensors_target(&args.path)?,
+    };
+    let out = match target {
         Some(target) => inspect_safetensors(&target, args)?,
         None => match model_subdirs(&args.path)? {
             Some(targets) => inspect_models(&args.path, &targets, args)?,

@@ -11,7 +11,7 @@ use electra_convert::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     if args.checkpoint.join("config.json").is_file()
-        && electra_convert::source::keras::detect(&args.checkpoint).is_none()
+        && !electra_convert::source::is_tf_weights(&args.checkpoint)
     {
         return run_reverse(args);
     }

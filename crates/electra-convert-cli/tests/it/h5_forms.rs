@@ -28,6 +28,8 @@ fn every_h5_form_converts_bit_exact_with_its_own_config() {
         ("h5_fixedstr", "encoder", "h5_disc"),
         ("h5_sharded", "discriminator", "h5_disc"),
         ("h5_sharded/tf_model.h5.index.json", "encoder", "h5_disc"),
+        ("safetensors_tf", "discriminator", "h5_disc"),
+        ("safetensors_tf/model.safetensors", "encoder", "h5_disc"),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (i, (input, kind, expected)) in cases.iter().enumerate() {
@@ -63,6 +65,7 @@ fn verify_and_producer_outputs() {
         ("h5_gen", "generator"),
         ("h5_sharded", "discriminator"),
         ("h5_fixedstr", "encoder"),
+        ("safetensors_tf", "discriminator"),
     ] {
         let out = tmp.path().join(format!("{input}-{kind}"));
         crate::cli()
@@ -126,6 +129,62 @@ fn inspect_names_the_form_and_map_accounts_for_every_dataset() {
     }
     assert!(text.contains("second copy of the shared embedding weight"));
     assert!(text.contains("generator_lm_head.weight"));
+}
+
+#[test]
+fn tf_format_safetensors_is_named_and_lying_headers_are_refused() {
+    crate::cli()
+        .arg("inspect")
+        .arg(forms("safetensors_tf"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "form: HuggingFace TF weights (model.safetensors, format tf)",
+        ));
+    let orig = std::fs::read(forms("safetensors_tf/model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(orig[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&orig[8..8 + n]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        // a tensor's byte range past the end of the data
+        (
+            header.replacen(
+                "\"data_offsets\":[0,128]",
+                "\"data_offsets\":[0,99999999]",
+                1,
+            ),
+            "do not hold shape",
+        ),
+        // a kernel claiming 2^40 rows
+        (
+            header.replacen("\"shape\":[32]", "\"shape\":[1099511627776]", 1),
+            "do not hold shape",
+        ),
+    ];
+    for (i, (text, expect)) in cases.into_iter().enumerate() {
+        assert_ne!(text, header, "case {i} did not change the header");
+        let dir = tmp.path().join(format!("in{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        // keep the header length: pad with spaces as safetensors does
+        let mut h = text.into_bytes();
+        assert!(h.len() <= n + 64);
+        let len = h.len().max(n);
+        h.resize(len, b' ');
+        let mut bytes = (len as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&h);
+        bytes.extend_from_slice(&orig[8 + n..]);
+        std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+        std::fs::copy(forms("safetensors_tf/config.json"), dir.join("config.json")).unwrap();
+        let out = tmp.path().join(format!("out{i}"));
+        crate::cli()
+            .args(["convert", "--model", "discriminator", "-o"])
+            .arg(&out)
+            .arg(&dir)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(expect));
+        assert!(!out.exists());
+    }
 }
 
 // --- hostile files -------------------------------------------------------------------------

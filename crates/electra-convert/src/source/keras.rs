@@ -154,40 +154,24 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         }
     }
 
-    let mut table = TableBuilder::new(Vec::new(), TableOptions::default());
-    let mut header = proto::tf_header();
-    header.num_shards = i32::try_from(files.len()).map_err(|_| SourceError::Keras {
-        path: path.to_path_buf(),
-        detail: "too many shards".into(),
-    })?;
-    let io = |e: std::io::Error| SourceError::Keras {
-        path: path.to_path_buf(),
-        detail: format!("building the in-memory index: {e}"),
-    };
-    table.add(b"", &proto::encode_header(&header)).map_err(io)?;
+    let mut entries = Vec::with_capacity(found.len());
     for (name, w) in &found {
-        let dtype = tf_dtype(w.info.dtype);
         let crc = crc_of(&opened[w.file], &w.info).map_err(|source| SourceError::H5 {
             path: files[w.file].clone(),
             source,
         })?;
-        let entry = BundleEntry {
-            dtype: dtype.to_proto(),
-            shape: TensorShape {
-                dims: w.info.shape.iter().map(|&d| d as i64).collect(),
-                unknown_rank: false,
-            },
-            shard_id: w.file as i32,
-            offset: w.info.data_offset as i64,
-            size: w.info.data_len as i64,
-            crc32c: tf_checkpoint::crc_mask(crc),
-            slices: Vec::new(),
-        };
-        table
-            .add(name.as_bytes(), &proto::encode_entry(&entry))
-            .map_err(io)?;
+        entries.push((
+            name.clone(),
+            entry(
+                tf_dtype(w.info.dtype),
+                &w.info.shape,
+                w.file,
+                w.info.data_offset,
+                w.info.data_len,
+                crc,
+            ),
+        ));
     }
-    let (index, _) = table.finish().map_err(io)?;
     let shards = files
         .iter()
         .enumerate()
@@ -198,7 +182,7 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
             len: None,
         })
         .collect();
-    let checkpoint = Checkpoint::from_index_bytes(path, &index)?.with_shard_files(shards)?;
+    let checkpoint = in_memory_bundle(path, shards, &entries)?;
     Ok(Source::new(
         checkpoint,
         Form::KerasH5,
@@ -206,6 +190,55 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         path.display().to_string(),
         Vec::new(),
     ))
+}
+
+/// A bundle entry for `len` bytes at `offset` of shard `shard` whose CRC32C is `crc`.
+pub(super) fn entry(
+    dtype: DType,
+    shape: &[u64],
+    shard: usize,
+    offset: u64,
+    len: u64,
+    crc: u32,
+) -> BundleEntry {
+    BundleEntry {
+        dtype: dtype.to_proto(),
+        shape: TensorShape {
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            unknown_rank: false,
+        },
+        shard_id: shard as i32,
+        offset: offset as i64,
+        size: len as i64,
+        crc32c: tf_checkpoint::crc_mask(crc),
+        slices: Vec::new(),
+    }
+}
+
+/// A checkpoint over `shards` whose index is built here from `entries` (sorted by key).
+pub(super) fn in_memory_bundle(
+    path: &Path,
+    shards: Vec<ShardFile>,
+    entries: &[(String, BundleEntry)],
+) -> Result<Checkpoint, SourceError> {
+    let io = |e: std::io::Error| SourceError::Keras {
+        path: path.to_path_buf(),
+        detail: format!("building the in-memory index: {e}"),
+    };
+    let mut table = TableBuilder::new(Vec::new(), TableOptions::default());
+    let mut header = proto::tf_header();
+    header.num_shards = i32::try_from(shards.len()).map_err(|_| SourceError::Keras {
+        path: path.to_path_buf(),
+        detail: "too many shards".into(),
+    })?;
+    table.add(b"", &proto::encode_header(&header)).map_err(io)?;
+    for (name, e) in entries {
+        table
+            .add(name.as_bytes(), &proto::encode_entry(e))
+            .map_err(io)?;
+    }
+    let (index, _) = table.finish().map_err(io)?;
+    Ok(Checkpoint::from_index_bytes(path, &index)?.with_shard_files(shards)?)
 }
 
 /// A Keras weight name as a bundle key: no model-name component (single files list it first),
@@ -218,7 +251,7 @@ fn tf_name(name: &str, format: &KerasFormat) -> String {
     name.strip_suffix(":0").unwrap_or(name).to_owned()
 }
 
-fn tf_dtype(d: Dtype) -> DType {
+pub(super) fn tf_dtype(d: Dtype) -> DType {
     match d {
         Dtype::F16 => DType::Float16,
         Dtype::F32 => DType::Float32,

@@ -16,6 +16,7 @@ use tf_checkpoint::{Checkpoint, CheckpointError};
 
 pub mod h5;
 pub mod keras;
+pub mod tf_safetensors;
 
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -26,6 +27,8 @@ pub enum Form {
     /// transformers' TF weights: `tf_model.h5`, or `tf_model-0000K-of-0000N.h5` shards with
     /// `tf_model.h5.index.json`.
     KerasH5,
+    /// transformers' TF weights as `model.safetensors` with metadata `format: tf` (Keras names).
+    TfSafetensors,
 }
 
 impl Form {
@@ -34,6 +37,7 @@ impl Form {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
             Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
+            Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
         }
     }
 }
@@ -131,6 +135,9 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
     if let Some(h5) = keras::detect(path) {
         return keras::open(&h5);
     }
+    if let Some(file) = tf_safetensors::detect(path) {
+        return tf_safetensors::open(&file);
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
@@ -141,6 +148,13 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         location,
         Vec::new(),
     ))
+}
+
+/// Whether `path` names transformers' TF weights (`tf_model.h5`, its shard index, or a
+/// TF-format `model.safetensors`, or a directory holding one): commands that take HuggingFace
+/// directories too ask this before treating a directory with `config.json` as one.
+pub fn is_tf_weights(path: &Path) -> bool {
+    keras::detect(path).is_some() || tf_safetensors::detect(path).is_some()
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).
