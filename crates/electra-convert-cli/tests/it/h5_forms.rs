@@ -352,3 +352,22 @@ fn sharded_index_mismatches_are_refused() {
         assert!(!out.exists());
     }
 }
+
+/// `export --checkpoint` rewrites google-research/electra's layout; a transformers upload is
+/// refused with the way round.
+#[test]
+fn export_checkpoint_refuses_transformers_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    for input in ["h5_disc", "safetensors_tf"] {
+        let out = tmp.path().join(input).join("x");
+        crate::cli()
+            .args(["export", "--checkpoint"])
+            .arg(forms(input))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("convert it first"));
+        assert!(!tmp.path().join(input).exists());
+    }
+}
