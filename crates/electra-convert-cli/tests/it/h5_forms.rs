@@ -371,3 +371,28 @@ fn export_checkpoint_refuses_transformers_uploads() {
         assert!(!tmp.path().join(input).exists());
     }
 }
+
+/// `batch` jobs take the same inputs (one `convert()` each).
+#[test]
+fn batch_jobs_take_h5_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("m.json");
+    let jobs = serde_json::json!({"jobs": [
+        {"name": "sharded", "checkpoint": forms("h5_sharded"), "model": "discriminator",
+         "output": tmp.path().join("disc"), "verify": true},
+        {"name": "gen", "checkpoint": forms("h5_gen/tf_model.h5"), "model": "generator",
+         "output": tmp.path().join("gen")},
+    ]});
+    std::fs::write(&manifest, jobs.to_string()).unwrap();
+    crate::cli().arg("batch").arg(&manifest).assert().success();
+    for (out, want) in [
+        ("disc", "h5_disc/expected/discriminator"),
+        ("gen", "h5_gen/expected/generator"),
+    ] {
+        assert!(
+            std::fs::read(tmp.path().join(out).join("model.safetensors")).unwrap()
+                == std::fs::read(forms(want).join("model.safetensors")).unwrap(),
+            "{out}"
+        );
+    }
+}
