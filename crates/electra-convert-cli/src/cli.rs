@@ -196,7 +196,9 @@ impl Choice for OutputDtype {
 
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory.
+    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory; or a
+    /// HuggingFace TF upload: tf_model.h5, tf_model.h5.index.json, a TF-format model.safetensors,
+    /// or their directory.
     pub checkpoint: PathBuf,
 
     /// Which model to export.
