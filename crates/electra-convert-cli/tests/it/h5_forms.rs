@@ -396,3 +396,33 @@ fn batch_jobs_take_h5_inputs() {
         );
     }
 }
+
+/// A hub directory with both PyTorch `model.safetensors` and `tf_model.h5` stays a HuggingFace
+/// model directory for `inspect` and `map`; `convert` reads its `tf_model.h5`.
+#[test]
+fn a_directory_with_pytorch_weights_too_is_a_model_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("both");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(forms("h5_disc/tf_model.h5"), dir.join("tf_model.h5")).unwrap();
+    for f in ["model.safetensors", "config.json"] {
+        std::fs::copy(forms("h5_disc/expected/discriminator").join(f), dir.join(f)).unwrap();
+    }
+    crate::cli()
+        .arg("inspect")
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("form:").not());
+    let out = tmp.path().join("out");
+    crate::cli()
+        .args(["convert", "--model", "discriminator", "-o"])
+        .arg(&out)
+        .arg(&dir)
+        .assert()
+        .success();
+    assert!(
+        std::fs::read(out.join("model.safetensors")).unwrap()
+            == std::fs::read(dir.join("model.safetensors")).unwrap()
+    );
+}

@@ -78,7 +78,7 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         let weights = h5::keras_weights(&f).map_err(h5err)?;
         for layer in &weights.layers {
             for w in &layer.weights {
-                let name = tf_name(&w.name, &weights.format);
+                let name = tf_name(&w.name, &layer.name, &weights.format);
                 if let Some(first) = found.get(&name) {
                     // The generator's second copy of the shared embedding layer.
                     let a = read_all(&opened, &f, first)?;
@@ -134,6 +134,7 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
             .map(|n| {
                 tf_name(
                     n,
+                    "",
                     &KerasFormat::SaveWeights {
                         backend: None,
                         keras_version: None,
@@ -241,12 +242,13 @@ pub(super) fn in_memory_bundle(
     Ok(Checkpoint::from_index_bytes(path, &index)?.with_shard_files(shards)?)
 }
 
-/// A Keras weight name as a bundle key: no model-name component (single files list it first),
-/// no `:0`.
-fn tf_name(name: &str, format: &KerasFormat) -> String {
-    let name = match format {
-        KerasFormat::SaveWeights { .. } => name.split_once('/').map_or(name, |(_, rest)| rest),
-        KerasFormat::Shard => name,
+/// A Keras weight name as a bundle key: no model-name component (transformers' single files
+/// list it first: `tf_electra_for_pre_training/electra/...` in layer `electra`; a name that
+/// starts with its own layer's name has none), no `:0`.
+fn tf_name(name: &str, layer: &str, format: &KerasFormat) -> String {
+    let name = match (format, name.split_once('/')) {
+        (KerasFormat::SaveWeights { .. }, Some((first, rest))) if first != layer => rest,
+        _ => name,
     };
     name.strip_suffix(":0").unwrap_or(name).to_owned()
 }

@@ -153,8 +153,14 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
 /// Whether `path` names transformers' TF weights (`tf_model.h5`, its shard index, or a
 /// TF-format `model.safetensors`, or a directory holding one): commands that take HuggingFace
 /// directories too ask this before treating a directory with `config.json` as one.
+/// A directory that also holds PyTorch weights (`model.safetensors` without `format: tf`, or
+/// its shard index), as many hub repositories do, is a HuggingFace model directory here.
 pub fn is_tf_weights(path: &Path) -> bool {
-    keras::detect(path).is_some() || tf_safetensors::detect(path).is_some()
+    let tf_st = tf_safetensors::detect(path).is_some();
+    let pytorch = path.is_dir()
+        && (path.join("model.safetensors.index.json").is_file()
+            || (path.join(tf_safetensors::FILE).is_file() && !tf_st));
+    !pytorch && (keras::detect(path).is_some() || tf_st)
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).
