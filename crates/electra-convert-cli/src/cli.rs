@@ -169,6 +169,9 @@ impl Choice for SourceLayout {
             SourceLayout::Nvidia => {
                 "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
             }
+            SourceLayout::HfKeras => {
+                "transformers' TF classes as saved in tf_model.h5 (Keras names, config.json beside)"
+            }
         }
     }
 }
@@ -193,7 +196,9 @@ impl Choice for OutputDtype {
 
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory.
+    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory; or a
+    /// HuggingFace TF upload: tf_model.h5, tf_model.h5.index.json, a TF-format model.safetensors,
+    /// or their directory.
     pub checkpoint: PathBuf,
 
     /// Which model to export.

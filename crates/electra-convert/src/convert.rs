@@ -248,7 +248,15 @@ pub fn convert(
             source: Box::new(source),
         })?;
     let layout = plans[0].source_layout;
-    let trainer = match options.config {
+    // transformers' TF uploads carry the config.json they were saved with: it is completed and
+    // checked against the shapes the same way as a `--config` file.
+    let config_file = match (&options.config, layout) {
+        (None, mapping::SourceLayout::HfKeras) => {
+            Some(ckpt.side_dir().join("config.json")).filter(|p| p.is_file())
+        }
+        (given, _) => given.clone(),
+    };
+    let trainer = match config_file {
         None => trainer::find(ckpt.side_dir(), layout)?,
         Some(_) => None,
     };
@@ -256,7 +264,7 @@ pub fn convert(
     let mut warnings = Vec::new();
     let mut configs = Vec::with_capacity(plans.len());
     for plan in &plans {
-        let value = match &options.config {
+        let value = match &config_file {
             Some(path) => {
                 let (value, notes) =
                     config::from_user_file(path, plan, options.num_heads, options.dtype)?;

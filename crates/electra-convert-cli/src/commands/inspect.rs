@@ -14,7 +14,11 @@ use crate::cli::InspectArgs;
 use tf_checkpoint::TensorInfo;
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let out = match safetensors_target(&args.path)? {
+    let target = match electra_convert::source::is_tf_weights(&args.path) {
+        true => None,
+        false => safetensors_target(&args.path)?,
+    };
+    let out = match target {
         Some(target) => inspect_safetensors(&target, args)?,
         None => match model_subdirs(&args.path)? {
             Some(targets) => inspect_models(&args.path, &targets, args)?,
@@ -205,6 +209,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         };
         let doc = json!({
             "checkpoint": ckpt.prefix().display().to_string(),
+            "form": {"id": ckpt.form(), "name": ckpt.form().title()},
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -233,6 +238,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
+    out.push_str(&format!("form: {}\n", ckpt.form().title()));
     match &layout {
         Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
         Err(e) => out.push_str(&format!(

@@ -10,7 +10,9 @@ use electra_convert::mapping::{self, Plan, SkipCategory, SourceLayout};
 use electra_convert::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
-    if args.checkpoint.join("config.json").is_file() {
+    if args.checkpoint.join("config.json").is_file()
+        && !electra_convert::source::is_tf_weights(&args.checkpoint)
+    {
         return run_reverse(args);
     }
     let ckpt = electra_convert::source::open(&args.checkpoint)

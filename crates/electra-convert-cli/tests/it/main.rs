@@ -12,6 +12,7 @@ mod disk_support;
 mod errors_catalogue;
 mod export_cli;
 mod export_tf;
+mod h5_forms;
 mod hf_directory;
 mod hostile_cli;
 mod inspect_cli;

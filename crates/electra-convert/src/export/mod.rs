@@ -852,6 +852,19 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
         path: path.to_path_buf(),
         error: Box::new(error),
     })?;
+    if matches!(
+        ckpt.form(),
+        crate::source::Form::KerasH5 | crate::source::Form::TfSafetensors
+    ) {
+        // `--checkpoint` rewrites google-research/electra's own layout; these are transformers'.
+        return Err(ExportError::CheckpointMapping {
+            prefix: ckpt.prefix().to_path_buf(),
+            error: Box::new(MappingError::Refused {
+                what: format!("{} (transformers' Keras names, not google-research/electra's TF1 layout that `export --checkpoint` rewrites)", ckpt.form().title()),
+                advice: "convert it first (`electra-convert convert --model discriminator …` and `--model generator …`), then export the HuggingFace directories with `export --discriminator DIR --generator DIR`".into(),
+            }),
+        });
+    }
     let vars: Vec<SourceVar> = ckpt
         .tensors()
         .iter()

@@ -8,6 +8,7 @@
 //! has a tensor whose shape disagrees with the rest. [`reverse`] reads the same tables backwards
 //! for `export`.
 
+pub mod keras;
 pub mod reverse;
 pub mod table;
 pub mod table_tf2;
@@ -250,6 +251,7 @@ pub fn detect_layout(
 ) -> Result<SourceLayout, MappingError> {
     match graph {
         Some(g) => tf2::detect(g),
+        None if keras::detect(vars) => Ok(SourceLayout::HfKeras),
         None => {
             // google-research/electra's Electric objective: a two-tower cloze generator.
             let electric: Vec<&str> = ["generator_ltr/", "generator_rtl/", "cloze_predictions/"]
@@ -284,6 +286,7 @@ pub fn plan_checkpoint(
     };
     match (layout, graph) {
         (SourceLayout::GoogleTf1, _) => plan_all(kind, vars),
+        (SourceLayout::HfKeras, _) => keras::plan_all(kind, vars),
         (tf2_layout, Some(g)) => tf2::plan_all(tf2_layout, kind, vars, g),
         (tf2_layout, None) => Err(MappingError::NoObjectGraph {
             layout: tf2_layout.as_str(),
@@ -308,6 +311,7 @@ pub fn available_kinds_in(
 ) -> Vec<ModelKind> {
     match (layout, graph) {
         (SourceLayout::GoogleTf1, _) => available_kinds(vars),
+        (SourceLayout::HfKeras, _) => keras::available_kinds(vars),
         (l, Some(g)) => tf2::available_kinds(l, g),
         (_, None) => Vec::new(),
     }
@@ -969,6 +973,7 @@ pub fn markdown_tables() -> String {
     for layout in [SourceLayout::ModelGarden, SourceLayout::Nvidia] {
         out.push_str(&markdown_tf2_tables(layout));
     }
+    out.push_str(&keras::markdown());
     out
 }
 

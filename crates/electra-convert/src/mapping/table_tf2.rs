@@ -599,7 +599,7 @@ pub const NV_ENCODER: LayoutTable = LayoutTable {
 /// The TF2 tables of a layout, discriminator / generator / encoder.
 pub fn tables(layout: SourceLayout) -> Option<[&'static LayoutTable; 3]> {
     match layout {
-        SourceLayout::GoogleTf1 => None,
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => None,
         SourceLayout::ModelGarden => Some([&MG_DISCRIMINATOR, &MG_GENERATOR, &MG_ENCODER]),
         SourceLayout::Nvidia => Some([&NV_DISCRIMINATOR, &NV_GENERATOR, &NV_ENCODER]),
     }

@@ -114,7 +114,7 @@ fn parts(layout: SourceLayout, kind: ModelKind) -> &'static [&'static str] {
         (SourceLayout::Nvidia, ModelKind::Discriminator) => &["model/discriminator"],
         (SourceLayout::Nvidia, ModelKind::Generator) => &["model/generator"],
         (SourceLayout::Nvidia, _) => &["model/discriminator/electra"],
-        (SourceLayout::GoogleTf1, _) => &[],
+        (SourceLayout::GoogleTf1 | SourceLayout::HfKeras, _) => &[],
     }
 }
 

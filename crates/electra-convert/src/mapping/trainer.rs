@@ -74,7 +74,7 @@ pub fn file_name(layout: SourceLayout) -> Option<&'static str> {
     match layout {
         SourceLayout::ModelGarden => Some("params.yaml"),
         SourceLayout::Nvidia => Some("pretrain_config.json"),
-        SourceLayout::GoogleTf1 => None,
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => None,
     }
 }
 
@@ -111,7 +111,10 @@ pub fn load(path: &Path, layout: SourceLayout) -> Result<TrainerConfig, TrainerC
     match layout {
         SourceLayout::ModelGarden => from_params_yaml(path, &text),
         SourceLayout::Nvidia => from_pretrain_config(path, &text),
-        SourceLayout::GoogleTf1 => Err(io("Google TF1 checkpoints have no trainer config".into())),
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => Err(io(format!(
+            "{} checkpoints have no trainer config",
+            layout.title()
+        ))),
     }
 }
 

@@ -14,12 +14,21 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+pub mod h5;
+pub mod keras;
+pub mod tf_safetensors;
+
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// transformers' TF weights: `tf_model.h5`, or `tf_model-0000K-of-0000N.h5` shards with
+    /// `tf_model.h5.index.json`.
+    KerasH5,
+    /// transformers' TF weights as `model.safetensors` with metadata `format: tf` (Keras names).
+    TfSafetensors,
 }
 
 impl Form {
@@ -27,6 +36,8 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
+            Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
         }
     }
 }
@@ -37,6 +48,16 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
+    #[error("cannot read `{}` as a Keras HDF5 weights file", path.display())]
+    H5 {
+        path: PathBuf,
+        #[source]
+        source: h5::Error,
+    },
+    /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
+    #[error("`{}`: {detail}", path.display())]
+    Keras { path: PathBuf, detail: String },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -111,6 +132,12 @@ impl Deref for Source {
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
 /// file, or a directory (its `checkpoint` state file, else its only `*.index`).
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(h5) = keras::detect(path) {
+        return keras::open(&h5);
+    }
+    if let Some(file) = tf_safetensors::detect(path) {
+        return tf_safetensors::open(&file);
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
@@ -121,6 +148,19 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         location,
         Vec::new(),
     ))
+}
+
+/// Whether `path` names transformers' TF weights (`tf_model.h5`, its shard index, or a
+/// TF-format `model.safetensors`, or a directory holding one): commands that take HuggingFace
+/// directories too ask this before treating a directory with `config.json` as one.
+/// A directory that also holds PyTorch weights (`model.safetensors` without `format: tf`, or
+/// its shard index), as many hub repositories do, is a HuggingFace model directory here.
+pub fn is_tf_weights(path: &Path) -> bool {
+    let tf_st = tf_safetensors::detect(path).is_some();
+    let pytorch = path.is_dir()
+        && (path.join("model.safetensors.index.json").is_file()
+            || (path.join(tf_safetensors::FILE).is_file() && !tf_st));
+    !pytorch && (keras::detect(path).is_some() || tf_st)
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).
