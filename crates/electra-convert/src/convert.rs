@@ -99,7 +99,7 @@ pub struct ConvertOutcome {
 
 impl ConvertOutcome {
     /// Every parity check that ran passed (true when none ran).
-    pub fn parity_passed(&self) -> bool {
+    pub(crate) fn parity_passed(&self) -> bool {
         self.outputs
             .iter()
             .flat_map(|m| &m.verify)

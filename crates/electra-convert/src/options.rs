@@ -181,7 +181,7 @@ impl SourceLayout {
     }
 
     /// The config.json `hidden_act` that reproduces the producer's encoder activation.
-    pub fn default_hidden_act(self) -> &'static str {
+    pub(crate) fn default_hidden_act(self) -> &'static str {
         match self {
             // tf_utils.get_activation("gelu") is the tanh approximation in Model Garden.
             SourceLayout::ModelGarden => "gelu_new",

@@ -328,7 +328,7 @@ pub fn run_job(job: &Job, progress: &mut dyn Progress) -> Result<Converted, Stri
 }
 
 /// `error: cause: cause of the cause`, as the command line prints an error.
-pub fn error_chain(error: &ConvertError) -> String {
+pub(crate) fn error_chain(error: &ConvertError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

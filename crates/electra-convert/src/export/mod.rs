@@ -263,7 +263,7 @@ impl OutVar {
 }
 
 /// The slot names AdamWeightDecayOptimizer creates for `var`.
-pub fn slot_names(var: &str) -> [String; 2] {
+pub(crate) fn slot_names(var: &str) -> [String; 2] {
     [format!("{var}/adam_m"), format!("{var}/adam_v")]
 }
 

@@ -163,7 +163,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn num_elements(&self) -> u64 {
+    pub(crate) fn num_elements(&self) -> u64 {
         self.hf_shape.iter().product()
     }
 }
@@ -225,7 +225,7 @@ pub struct Plan {
 }
 
 /// The table for one of the three single-model kinds.
-pub fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
+pub(crate) fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
     match kind {
         ModelKind::Discriminator => Some(&table::DISCRIMINATOR),
         ModelKind::Generator => Some(&table::GENERATOR),
@@ -235,7 +235,7 @@ pub fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
 }
 
 /// The single models a `--model` choice writes (`both` is discriminator and generator).
-pub fn expand(kind: ModelKind) -> Vec<ModelKind> {
+pub(crate) fn expand(kind: ModelKind) -> Vec<ModelKind> {
     match kind {
         ModelKind::Both => vec![ModelKind::Discriminator, ModelKind::Generator],
         k => vec![k],
@@ -294,7 +294,7 @@ pub fn plan_checkpoint(
 
 /// What the converted model cannot reproduce of the original, said once per plan: Model
 /// Garden's masked-LM head uses the tanh GELU, transformers' generator head the exact erf GELU.
-pub fn head_caveat(plan: &Plan) -> Option<&'static str> {
+pub(crate) fn head_caveat(plan: &Plan) -> Option<&'static str> {
     (plan.source_layout == SourceLayout::ModelGarden && plan.kind == ModelKind::Generator).then_some(
         "Model Garden's masked-LM head applies the tanh-approximate GELU, but transformers' ElectraGeneratorPredictions always applies the exact erf GELU, whatever hidden_act says: the weights are converted exactly, yet the generator's logits differ slightly from Model Garden's (`verify --checkpoint` measures by how much)",
     )
@@ -314,7 +314,7 @@ pub fn available_kinds_in(
 }
 
 /// Plans for every model a `--model` choice writes.
-pub fn plan_all(kind: ModelKind, vars: &[SourceVar]) -> Result<Vec<Plan>, MappingError> {
+pub(crate) fn plan_all(kind: ModelKind, vars: &[SourceVar]) -> Result<Vec<Plan>, MappingError> {
     check_model_present(kind, vars)?;
     expand(kind).into_iter().map(|k| plan(k, vars)).collect()
 }
@@ -339,7 +339,7 @@ fn task_heads(vars: &[SourceVar]) -> Vec<String> {
 }
 
 /// Which `--model` values this checkpoint supports.
-pub fn available_kinds(vars: &[SourceVar]) -> Vec<ModelKind> {
+pub(crate) fn available_kinds(vars: &[SourceVar]) -> Vec<ModelKind> {
     let encoder = has_prefix(vars, "electra/encoder/");
     let disc = encoder && has_prefix(vars, "discriminator_predictions/");
     let generator =

@@ -49,12 +49,15 @@ pub fn rows(table: &ModelTable, emb: &str, layers: usize, projection: bool) -> V
 }
 
 /// The rows of [`rows`] by HuggingFace name.
-pub fn inverse(rows: &[ConcreteRow]) -> HashMap<&str, &ConcreteRow> {
+pub(crate) fn inverse(rows: &[ConcreteRow]) -> HashMap<&str, &ConcreteRow> {
     rows.iter().map(|r| (r.hf.as_str(), r)).collect()
 }
 
 /// Encoder layer indices present among HuggingFace tensor names (`{hf_prefix}encoder.layer.N.`).
-pub fn hf_layers<'a>(table: &ModelTable, names: impl Iterator<Item = &'a str>) -> BTreeSet<usize> {
+pub(crate) fn hf_layers<'a>(
+    table: &ModelTable,
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeSet<usize> {
     let prefix = format!("{}encoder.layer.", table.hf_prefix);
     names
         .filter_map(|n| n.strip_prefix(prefix.as_str()))
@@ -64,7 +67,7 @@ pub fn hf_layers<'a>(table: &ModelTable, names: impl Iterator<Item = &'a str>) -
 }
 
 /// The HuggingFace name of the embedding projection weight (its presence decides the rows).
-pub fn hf_projection_weight(table: &ModelTable) -> String {
+pub(crate) fn hf_projection_weight(table: &ModelTable) -> String {
     format!("{}embeddings_project.weight", table.hf_prefix)
 }
 

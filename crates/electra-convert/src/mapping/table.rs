@@ -102,7 +102,7 @@ pub enum Dim {
 }
 
 impl Dim {
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Dim::V => "V",
             Dim::E => "E",
@@ -117,7 +117,7 @@ impl Dim {
     }
 
     /// The config.json field this dimension is.
-    pub fn config_field(self) -> Option<&'static str> {
+    pub(crate) fn config_field(self) -> Option<&'static str> {
         match self {
             Dim::V => Some("vocab_size"),
             Dim::E => Some("embedding_size"),
@@ -195,7 +195,7 @@ pub enum When {
     EmbeddingWidthDiffers,
 }
 
-pub const EMBEDDINGS: Section = Section {
+pub(crate) const EMBEDDINGS: Section = Section {
     name: "embeddings",
     when: When::Always,
     rows: &[
@@ -227,7 +227,7 @@ pub const EMBEDDINGS: Section = Section {
     ],
 };
 
-pub const PROJECTION: Section = Section {
+pub(crate) const PROJECTION: Section = Section {
     name: "embedding projection",
     when: When::EmbeddingWidthDiffers,
     rows: &[
@@ -244,7 +244,7 @@ pub const PROJECTION: Section = Section {
     ],
 };
 
-pub const LAYER: Section = Section {
+pub(crate) const LAYER: Section = Section {
     name: "encoder layer",
     when: When::EachLayer,
     rows: &[
@@ -331,7 +331,7 @@ pub const LAYER: Section = Section {
     ],
 };
 
-pub const DISCRIMINATOR_HEAD: Section = Section {
+pub(crate) const DISCRIMINATOR_HEAD: Section = Section {
     name: "replaced-token detection head",
     when: When::Always,
     rows: &[
@@ -358,7 +358,7 @@ pub const DISCRIMINATOR_HEAD: Section = Section {
     ],
 };
 
-pub const GENERATOR_HEAD: Section = Section {
+pub(crate) const GENERATOR_HEAD: Section = Section {
     name: "masked-LM head",
     when: When::Always,
     rows: &[
@@ -413,7 +413,7 @@ pub struct ModelTable {
     pub tied: &'static [Tied],
 }
 
-pub const DISCRIMINATOR: ModelTable = ModelTable {
+pub(crate) const DISCRIMINATOR: ModelTable = ModelTable {
     kind: "discriminator",
     class: "ElectraForPreTraining",
     tower: "electra",
@@ -422,7 +422,7 @@ pub const DISCRIMINATOR: ModelTable = ModelTable {
     tied: &[],
 };
 
-pub const GENERATOR: ModelTable = ModelTable {
+pub(crate) const GENERATOR: ModelTable = ModelTable {
     kind: "generator",
     class: "ElectraForMaskedLM",
     tower: "generator",
@@ -434,7 +434,7 @@ pub const GENERATOR: ModelTable = ModelTable {
     }],
 };
 
-pub const ENCODER: ModelTable = ModelTable {
+pub(crate) const ENCODER: ModelTable = ModelTable {
     kind: "encoder",
     class: "ElectraModel",
     tower: "electra",

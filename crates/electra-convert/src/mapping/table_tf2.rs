@@ -273,7 +273,7 @@ const MG_UNUSED: &[(&str, &str)] = &[
     ("model/classification", "the generator's NSP-style classification head (`model/classification`), unused by ELECTRA pretraining; transformers has no equivalent"),
 ];
 
-pub const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
+pub(crate) const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "discriminator",
@@ -292,7 +292,7 @@ pub const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
     unused: MG_UNUSED,
 };
 
-pub const MG_GENERATOR: LayoutTable = LayoutTable {
+pub(crate) const MG_GENERATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "generator",
@@ -306,7 +306,7 @@ pub const MG_GENERATOR: LayoutTable = LayoutTable {
     unused: MG_UNUSED,
 };
 
-pub const MG_ENCODER: LayoutTable = LayoutTable {
+pub(crate) const MG_ENCODER: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "encoder",
@@ -549,7 +549,7 @@ const NV_GENERATOR_HEAD: Section = Section {
     ],
 };
 
-pub const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
+pub(crate) const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "discriminator",
@@ -568,7 +568,7 @@ pub const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
     unused: &[],
 };
 
-pub const NV_GENERATOR: LayoutTable = LayoutTable {
+pub(crate) const NV_GENERATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "generator",
@@ -582,7 +582,7 @@ pub const NV_GENERATOR: LayoutTable = LayoutTable {
     unused: &[],
 };
 
-pub const NV_ENCODER: LayoutTable = LayoutTable {
+pub(crate) const NV_ENCODER: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "encoder",

@@ -116,7 +116,7 @@ pub fn load(path: &Path, layout: SourceLayout) -> Result<TrainerConfig, TrainerC
 }
 
 /// Flatten block-style YAML into `a.b.c -> scalar` (quotes removed; `null`/`~` kept as text).
-pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, String)> {
+pub(crate) fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, String)> {
     let mut out = BTreeMap::new();
     let mut stack: Vec<(usize, String)> = Vec::new();
     // Indent of a list being skipped: lines deeper than it, or `-` lines at it, belong to it.

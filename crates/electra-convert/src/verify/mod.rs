@@ -661,7 +661,7 @@ impl XorShift {
 
 /// The checkpoint-mode inputs: 2 rows of up to 16 tokens; row 1 has its last quarter padded;
 /// two segments (the second half is segment 1 when the model has two token types).
-pub fn seeded_batch(
+pub(crate) fn seeded_batch(
     seed: u64,
     vocab: usize,
     max_positions: usize,

@@ -363,7 +363,7 @@ impl Lexer<'_> {
 
 /// Most uncompressed bytes we read for one member (the largest reference output we expect,
 /// a base generator's logits for a large batch, is far below this).
-pub const MAX_MEMBER_BYTES: u64 = 4 << 30;
+pub(crate) const MAX_MEMBER_BYTES: u64 = 4 << 30;
 
 /// Read every `<name>.npy` member of an `.npz` archive held in `reader`.
 pub fn parse_npz<R: Read + std::io::Seek>(reader: R) -> Result<Vec<(String, Array)>, NpyError> {

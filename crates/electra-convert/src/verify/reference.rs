@@ -114,7 +114,7 @@ fn parse_safetensors(bytes: &[u8]) -> Result<Vec<(String, Array)>, String> {
 }
 
 /// The output names a reference may carry.
-pub const OUTPUT_NAMES: &[&str] = &["logits", "last_hidden_state"];
+pub(crate) const OUTPUT_NAMES: &[&str] = &["logits", "last_hidden_state"];
 
 /// A validated reference: the batch to run and the outputs to compare with.
 #[derive(Debug, Clone)]

@@ -22,10 +22,10 @@ use super::model::Batch;
 use super::{load_converted, VerifyError};
 
 /// How many predictions a `[MASK]` gets.
-pub const TOP_K: usize = 5;
+pub(crate) const TOP_K: usize = 5;
 
 /// A token is marked as replaced above this probability.
-pub const REPLACED_THRESHOLD: f64 = 0.5;
+pub(crate) const REPLACED_THRESHOLD: f64 = 0.5;
 
 /// What `verify --text` found, as printed with `--json`.
 #[derive(Debug, Clone, Serialize)]

@@ -65,7 +65,7 @@ pub fn check_license(license: &str) -> Result<(), WriteError> {
 
 /// `path` as the card shows it: relative paths as given, absolute ones relative to `base`
 /// (normally the current directory), so the card carries no machine-specific prefix.
-pub fn display_path(path: &Path, base: &Path) -> String {
+pub(crate) fn display_path(path: &Path, base: &Path) -> String {
     if !path.is_absolute() || !base.is_absolute() {
         return path.display().to_string();
     }

@@ -117,7 +117,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
 
 /// Refuse early when the destination cannot be written (exists as a file, or non-empty
 /// without `force`).
-pub fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
+pub(crate) fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
     if dir.file_name().is_none() {
         return Err(WriteError::OutputName {
             path: dir.to_path_buf(),
@@ -159,7 +159,7 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
 /// A temporary directory that becomes `final_dir` on [`Staging::commit`] and disappears
 /// otherwise (on drop, or on SIGINT/SIGTERM through [`cleanup`]).
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     final_dir: PathBuf,
     temp: PathBuf,
     /// The topmost parent directory this staging created (removed again on failure).
@@ -169,7 +169,7 @@ pub struct Staging {
 }
 
 impl Staging {
-    pub fn begin(final_dir: &Path, force: bool) -> Result<Staging, WriteError> {
+    pub(crate) fn begin(final_dir: &Path, force: bool) -> Result<Staging, WriteError> {
         check_destination(final_dir, force)?;
         let parent = final_dir
             .parent()
@@ -206,13 +206,13 @@ impl Staging {
     }
 
     /// Where to write the files.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.temp
     }
 
     /// Re-word an I/O error about a file inside the staging directory in terms of the output
     /// the user asked for (the staging path is gone by the time the error is printed).
-    pub fn attribute(&self, error: WriteError) -> WriteError {
+    pub(crate) fn attribute(&self, error: WriteError) -> WriteError {
         match error {
             WriteError::Io { path, error } if path.starts_with(&self.temp) => {
                 let file = path
@@ -236,7 +236,7 @@ impl Staging {
     /// Move the finished directory into place, durably: the staging directory's entries are
     /// synced before the rename and the parent directory after it, so once this returns the
     /// output survives a crash (the files were synced as they were written).
-    pub fn commit(mut self) -> Result<(), WriteError> {
+    pub(crate) fn commit(mut self) -> Result<(), WriteError> {
         check_destination(&self.final_dir, self.force)?;
         sync_dir(&self.temp)?;
         let fin = self.final_dir.clone();
@@ -291,7 +291,7 @@ impl Drop for Staging {
 }
 
 /// The contents of one model directory.
-pub struct ModelFiles<'a> {
+pub(crate) struct ModelFiles<'a> {
     pub plan: &'a Plan,
     pub config: &'a Value,
     pub tokenizer: Option<&'a Tokenizer>,
@@ -300,14 +300,14 @@ pub struct ModelFiles<'a> {
 
 /// What was written for one model.
 #[derive(Clone, Copy, Debug)]
-pub struct Written {
+pub(crate) struct Written {
     pub tensors: usize,
     /// Size of model.safetensors.
     pub bytes: u64,
 }
 
 /// Size of the model.safetensors [`write_model_files`] will write (for progress totals).
-pub fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
+pub(crate) fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
     safetensors::file_size(&plan.entries, dtype)
 }
 
@@ -357,7 +357,7 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 /// Put `text` at `path` durably and atomically: a synced temporary file beside it is renamed over
 /// it and the directory is synced, so a reader (or a crash) sees the old file or the new one,
 /// never a half-written one. The model card goes through here.
-pub fn replace_text(path: &Path, text: &str) -> Result<(), WriteError> {
+pub(crate) fn replace_text(path: &Path, text: &str) -> Result<(), WriteError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -462,7 +462,7 @@ impl safetensors::PositionedOutput for ModelFile {
 /// don't wait). The writeback work then happens while the writer carries on, instead of all at
 /// once inside the closing `fsync`. Durability still comes from that `fsync`; this only moves
 /// work earlier.
-pub struct EarlyWriteback {
+pub(crate) struct EarlyWriteback {
     file: File,
     /// Bytes written so far, and where the last writeback request ended.
     written: u64,
@@ -470,7 +470,7 @@ pub struct EarlyWriteback {
 }
 
 impl EarlyWriteback {
-    pub fn new(file: File) -> Self {
+    pub(crate) fn new(file: File) -> Self {
         EarlyWriteback {
             file,
             written: 0,
@@ -520,7 +520,7 @@ impl Write for EarlyWriteback {
 /// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist), each file
 /// synced to disk, and then `dir` itself. The small files are written and synced on a thread
 /// of their own while the tensors are converted, so their syncs cost no time.
-pub fn write_model_files(
+pub(crate) fn write_model_files(
     dir: &Path,
     files: &ModelFiles<'_>,
     source: &(dyn TensorSource + Sync),
