@@ -31,8 +31,11 @@ pub(crate) fn f32_to_bf16_bits(x: f32) -> u16 {
 
 /// Where converted values go: little-endian output elements of one precision.
 pub enum Target<'a> {
+    /// float32 output.
     F32(&'a mut [[u8; 4]]),
+    /// float16 output.
     F16(&'a mut [[u8; 2]]),
+    /// bfloat16 output.
     Bf16(&'a mut [[u8; 2]]),
 }
 

@@ -156,6 +156,7 @@ pub enum SourceLayout {
 }
 
 impl SourceLayout {
+    /// Every layout, in the order `--layout` lists them.
     pub const ALL: [SourceLayout; 3] = [
         SourceLayout::GoogleTf1,
         SourceLayout::ModelGarden,
@@ -193,7 +194,9 @@ impl SourceLayout {
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Tolerance {
+    /// Absolute tolerance.
     pub atol: f64,
+    /// Relative tolerance.
     pub rtol: f64,
 }
 

@@ -1,7 +1,7 @@
 //! The TF → HuggingFace tables of [`table`](super::table) read backwards, for `export`.
 //!
 //! Nothing here is a second table: [`rows`] expands the very rows `convert` plans from (the same
-//! placeholders filled the same way) for a given layer count and projection, and [`inverse`]
+//! placeholders filled the same way) for a given layer count and projection, and `inverse`
 //! indexes them by HuggingFace name, so an HF tensor finds its TF variable and the transform to
 //! undo. A transposed row's HF shape is its TF shape reversed, so undoing is transposing again.
 
@@ -12,8 +12,11 @@ use super::table::{Dim, ModelTable, Transform, When};
 /// One row of a table with its placeholders filled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConcreteRow {
+    /// The checkpoint variable, `{n}` filled in.
     pub tf: String,
+    /// The HuggingFace tensor, `{n}` filled in.
     pub hf: String,
+    /// How the values are changed on the way to HuggingFace.
     pub transform: Transform,
     /// TF shape, symbolic.
     pub shape: &'static [Dim],

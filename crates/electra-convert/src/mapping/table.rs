@@ -5,7 +5,7 @@
 //! - `{tower}` — the TF scope of the exported transformer (`electra` or `generator`),
 //! - `{emb}` — the TF scope holding that model's embedding tables (`electra`, or `generator`
 //!   when the checkpoint has untied generator embeddings),
-//! - `{n}` — a layer index (rows of [`LAYER`] are repeated for every layer found),
+//! - `{n}` — a layer index (rows of `LAYER` are repeated for every layer found),
 //! - `{hf}` — the HuggingFace prefix of the transformer (`electra.` for head models, empty for
 //!   `ElectraModel`).
 //!
@@ -33,6 +33,7 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// The name used in `docs/mapping.md` and `map` output.
     pub fn as_str(self) -> &'static str {
         match self {
             Transform::Copy => "copy",
@@ -134,8 +135,11 @@ impl Dim {
 /// One row: a checkpoint variable and the HuggingFace tensor it becomes.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
+    /// The checkpoint variable (`{n}` for the layer number, `{tower}` for the scope).
     pub tf: &'static str,
+    /// The HuggingFace tensor (same placeholders).
     pub hf: &'static str,
+    /// How the values are changed on the way.
     pub transform: Transform,
     /// TF shape.
     pub shape: &'static [Dim],
@@ -179,11 +183,15 @@ use Dim::{One, E, H, I, P, T, V};
 /// A group of rows and when it applies.
 #[derive(Clone, Copy, Debug)]
 pub struct Section {
+    /// Section heading in `docs/mapping.md`.
     pub name: &'static str,
+    /// When its rows apply.
     pub when: When,
+    /// The rows.
     pub rows: &'static [Row],
 }
 
+/// When a [`Section`] applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
     /// Always part of the model.
@@ -394,7 +402,9 @@ pub(crate) const GENERATOR_HEAD: Section = Section {
 /// it to another one (and `save_pretrained` leaves it out).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Tied {
+    /// The tensor left out.
     pub hf: &'static str,
+    /// The tensor whose values it shares.
     pub same_as: &'static str,
 }
 
@@ -409,7 +419,9 @@ pub struct ModelTable {
     pub tower: &'static str,
     /// HuggingFace prefix of the transformer's tensors.
     pub hf_prefix: &'static str,
+    /// The row groups.
     pub sections: &'static [Section],
+    /// Tensors left out because they are tied.
     pub tied: &'static [Tied],
 }
 

@@ -20,7 +20,9 @@ use Transform::{
 /// One TF2 model table with the layout facts the planner needs besides the rows.
 #[derive(Clone, Copy, Debug)]
 pub struct LayoutTable {
+    /// The producer this table is for.
     pub layout: SourceLayout,
+    /// The rows, naming object-graph paths instead of variable names.
     pub table: ModelTable,
     /// The object-graph path of the list whose children `0`, `1`, … are the layers
     /// (`{tower}` filled in).

@@ -242,10 +242,15 @@ pub(crate) enum HeadWeights {
 /// A token batch: ids, mask and segment ids, all `[batch, seq]` row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// Number of sequences.
     pub batch: usize,
+    /// Tokens per sequence.
     pub seq: usize,
+    /// Token ids.
     pub input_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
     pub attention_mask: Vec<u8>,
+    /// Segment ids (0 or 1).
     pub token_type_ids: Vec<u32>,
 }
 

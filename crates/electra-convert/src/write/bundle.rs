@@ -1,5 +1,5 @@
 //! Putting a TF V2 checkpoint on disk atomically: `-o OUT/PREFIX` stages a whole new directory
-//! `OUT` (through [`Staging`], so an error or SIGINT/SIGTERM leaves nothing behind), streams the
+//! `OUT` (through `Staging`, so an error or SIGINT/SIGTERM leaves nothing behind), streams the
 //! tensors into `PREFIX.data-00000-of-00001`, then writes `PREFIX.index` and the `checkpoint`
 //! state file naming `PREFIX` relatively (as TF's Saver does), fsyncs and renames `OUT` into place.
 

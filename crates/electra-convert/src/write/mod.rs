@@ -32,80 +32,166 @@ pub use tokenizer::Tokenizer;
 /// Everything that can stop writing a model directory.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The output directory exists, is not empty, and `--force` was not given.
     #[error("output directory {dir} exists and is not empty; pass --force to replace it, or choose another -o")]
-    OutputExists { dir: PathBuf },
+    OutputExists {
+        /// The output directory.
+        dir: PathBuf,
+    },
 
+    /// The output path exists and is a file.
     #[error("output path {path} exists and is not a directory; remove it or choose another -o")]
-    OutputNotDir { path: PathBuf },
+    OutputNotDir {
+        /// The output path.
+        path: PathBuf,
+    },
 
+    /// The output path has no final component to create.
     #[error("output path {path} does not name a directory to create (it ends in `.`, `..` or `/` root); pass a path like out/model")]
-    OutputName { path: PathBuf },
+    OutputName {
+        /// The output path.
+        path: PathBuf,
+    },
 
+    /// A file operation failed.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: String },
-
-    #[error("writing {file} of {output} failed: {error}; nothing was left behind. Free space or fix permissions where {output} goes, or choose another -o")]
-    OutputWrite {
-        output: PathBuf,
-        file: String,
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
         error: String,
     },
 
-    #[error("reading checkpoint variable `{tensor}`: {error}")]
-    Read { tensor: String, error: String },
+    /// Writing or committing the output failed; staged files were removed.
+    #[error("writing {file} of {output} failed: {error}; nothing was left behind. Free space or fix permissions where {output} goes, or choose another -o")]
+    OutputWrite {
+        /// The output directory.
+        output: PathBuf,
+        /// The file being written.
+        file: String,
+        /// The I/O error.
+        error: String,
+    },
 
+    /// A checkpoint variable could not be read.
+    #[error("reading checkpoint variable `{tensor}`: {error}")]
+    Read {
+        /// The variable.
+        tensor: String,
+        /// The checkpoint error.
+        error: String,
+    },
+
+    /// A variable gave a different number of bytes than its index entry promises.
     #[error("checkpoint variable `{tensor}` yielded {got} bytes of f32 data, expected {expected}; the checkpoint disagrees with its own index")]
     SourceSize {
+        /// The variable.
         tensor: String,
+        /// Bytes received.
         got: u64,
+        /// Bytes expected.
         expected: u64,
     },
 
+    /// The number of attention heads does not divide `hidden_size`.
     #[error("{heads} attention heads (from {origin}) do not divide hidden_size {hidden}; pass --num-heads N with N dividing {hidden}")]
     Heads {
+        /// Attention heads.
         heads: u64,
+        /// `hidden_size`.
         hidden: u64,
+        /// Where the head count came from.
         origin: String,
     },
 
+    /// A `--config` file cannot be read or parsed, or a size in it is not a whole number.
     #[error("config file {path}: {reason}")]
-    ConfigInvalid { path: PathBuf, reason: String },
-
-    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
-    ConfigModelType { path: PathBuf, model_type: String },
-
-    #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
-    ConfigMismatch {
+    ConfigInvalid {
+        /// The config file.
         path: PathBuf,
-        field: String,
-        configured: u64,
-        defaulted: bool,
-        actual: u64,
-        why: String,
-        model: &'static str,
-    },
-
-    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
-    PrefixName { path: PathBuf },
-
-    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
-    Bundle { prefix: PathBuf, error: String },
-
-    #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
-    Vocab { path: PathBuf, reason: String },
-
-    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
-    VocabLine {
-        path: PathBuf,
-        line: usize,
+        /// What is wrong.
         reason: String,
     },
 
-    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
-    License { license: String },
+    /// A `--config` file names another `model_type`.
+    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
+    ConfigModelType {
+        /// The config file.
+        path: PathBuf,
+        /// The `model_type` found.
+        model_type: String,
+    },
 
+    /// A `--config` size disagrees with the checkpoint.
+    #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
+    ConfigMismatch {
+        /// The config file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// Its value.
+        configured: u64,
+        /// Whether the value is ElectraConfig's default (the field is absent).
+        defaulted: bool,
+        /// The checkpoint's value.
+        actual: u64,
+        /// How the checkpoint's value was found (which variable or scope).
+        why: String,
+        /// The model kind.
+        model: &'static str,
+    },
+
+    /// An `export` output prefix has no directory part to create.
+    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
+    PrefixName {
+        /// The prefix given.
+        path: PathBuf,
+    },
+
+    /// Writing a TF checkpoint failed; staged files were removed.
+    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
+    Bundle {
+        /// The checkpoint prefix.
+        prefix: PathBuf,
+        /// What failed.
+        error: String,
+    },
+
+    /// The vocabulary file is unusable.
+    #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
+    Vocab {
+        /// The vocabulary.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A line of the vocabulary is unusable.
+    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
+    VocabLine {
+        /// The vocabulary.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `--license` is not a Hub license identifier.
+    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
+    License {
+        /// The value given.
+        license: String,
+    },
+
+    /// The tokenizers crate refused to build tokenizer.json.
     #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
-    TokenizerBuild { path: PathBuf, error: String },
+    TokenizerBuild {
+        /// The vocabulary.
+        path: PathBuf,
+        /// Its message.
+        error: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {

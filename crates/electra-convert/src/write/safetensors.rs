@@ -30,6 +30,7 @@ pub fn dtype_name(dtype: OutputDtype) -> &'static str {
     }
 }
 
+/// Bytes per element of `dtype`.
 pub fn element_size(dtype: OutputDtype) -> u64 {
     match dtype {
         OutputDtype::F32 => 4,
@@ -148,6 +149,7 @@ pub fn convert_tensor<'a>(
 /// layout. Only [`f32_le_bytes`](TensorSource::f32_le_bytes) is required; the other two exist
 /// so a source can avoid holding whole tensors (the defaults go through `f32_le_bytes`).
 pub trait TensorSource {
+    /// The variable `tf_name` as little-endian f32 bytes, in its checkpoint layout.
     fn f32_le_bytes(&self, tf_name: &str) -> Result<Cow<'_, [u8]>, WriteError>;
 
     /// The same bytes, in `buf` (reused across tensors: grown, never shrunk). Returns the

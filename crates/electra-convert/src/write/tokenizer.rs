@@ -54,6 +54,7 @@ pub enum DecisionSource {
 }
 
 impl DecisionSource {
+    /// The name used in JSON output (`flag`, `vocabulary`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionSource::Flag => "flag",
@@ -71,12 +72,19 @@ pub type CasingSource = DecisionSource;
 /// A vocabulary to ship, with the tokenizer settings derived for it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Tokenizer {
+    /// The vocabulary file shipped.
     pub vocab: PathBuf,
+    /// Lower-case before WordPiece.
     pub do_lower_case: bool,
+    /// What decided `do_lower_case`.
     pub casing_from: DecisionSource,
+    /// Strip accents.
     pub strip_accents: bool,
+    /// What decided `strip_accents`.
     pub accents_from: DecisionSource,
+    /// Put spaces around CJK characters.
     pub tokenize_chinese_chars: bool,
+    /// What decided `tokenize_chinese_chars`.
     pub chinese_chars_from: DecisionSource,
     /// Tokens of the vocabulary, in id order.
     #[serde(skip)]
@@ -192,10 +200,12 @@ impl Tokenizer {
         }
     }
 
+    /// Number of tokens in the vocabulary.
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
 
+    /// Whether the vocabulary is empty.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
@@ -295,6 +305,7 @@ impl Tokenizer {
         Value::Object(m)
     }
 
+    /// The content of special_tokens_map.json.
     pub fn special_tokens_map() -> Value {
         Value::Object(
             SPECIALS
