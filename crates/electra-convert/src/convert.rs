@@ -19,13 +19,21 @@ use tf_checkpoint::Checkpoint;
 /// in [`ConvertedModel::verify`] and the files are kept.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
+    /// A `--atol`/`--rtol` value is negative or not finite.
     #[error("{name} must be a finite number >= 0, got {value}")]
-    BadTolerance { name: &'static str, value: f64 },
+    BadTolerance {
+        /// Which tolerance (`atol` or `rtol`).
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
 
     /// The checkpoint could not be opened or its index is unusable.
     #[error("cannot open checkpoint {}", path.display())]
     OpenCheckpoint {
+        /// The path given.
         path: PathBuf,
+        /// Why it could not be opened.
         #[source]
         source: Box<crate::source::SourceError>,
     },
@@ -33,7 +41,9 @@ pub enum ConvertError {
     /// The checkpoint holds no usable model of the requested kind.
     #[error("checkpoint {}", prefix.display())]
     Mapping {
+        /// The checkpoint prefix.
         prefix: PathBuf,
+        /// What the mapping found wrong.
         #[source]
         source: Box<MappingError>,
     },
@@ -41,16 +51,24 @@ pub enum ConvertError {
     /// `--force` would delete an input of this very run.
     #[error("output directory {} holds the {what} this run reads ({}); replacing it with --force would delete it. Choose an -o outside it (e.g. {})", output.display(), input.display(), suggestion.display())]
     OutputHoldsInput {
+        /// The output directory.
         output: PathBuf,
+        /// Which input (`checkpoint`, `vocabulary`, ...).
         what: &'static str,
+        /// That input's path.
         input: PathBuf,
+        /// An output path outside it.
         suggestion: PathBuf,
     },
 
+    /// The vocabulary has more tokens than the word embeddings have rows.
     #[error("vocabulary {} has {tokens} tokens but the model's vocab_size is {vocab_size} (rows of the word embeddings): token ids beyond {} would have no embedding; pass the vocab.txt the model was trained with (--vocab)", vocab.display(), vocab_size - 1)]
     VocabTooLarge {
+        /// The vocabulary file.
         vocab: PathBuf,
+        /// Its number of tokens.
         tokens: u64,
+        /// Rows of the word embeddings.
         vocab_size: u64,
     },
 
@@ -61,8 +79,11 @@ pub enum ConvertError {
     /// The written model could not be checked against the checkpoint (the files are kept).
     #[error("{} was written, but --verify could not run against {}", dir.display(), checkpoint.display())]
     VerifyDidNotRun {
+        /// The written model directory.
         dir: PathBuf,
+        /// The checkpoint it was compared with.
         checkpoint: PathBuf,
+        /// Why the check could not run.
         #[source]
         source: Box<VerifyError>,
     },
@@ -70,14 +91,21 @@ pub enum ConvertError {
     /// The written model could not be checked against the reference (the files are kept).
     #[error("{} ({class}) was written, but --reference could not be checked", dir.display())]
     ReferenceNotChecked {
+        /// The written model directory.
         dir: PathBuf,
+        /// Its transformers class.
         class: &'static str,
+        /// Why the check could not run.
         #[source]
         source: Box<VerifyError>,
     },
 
+    /// The `--reference` file matches neither written model (`--model both`).
     #[error("reference {} fits neither the discriminator nor the generator that were written", reference.display())]
-    ReferenceFitsNeither { reference: PathBuf },
+    ReferenceFitsNeither {
+        /// The reference file.
+        reference: PathBuf,
+    },
 
     /// Writing the output (destination checks, config, tokenizer files, tensors, commit).
     #[error(transparent)]
@@ -110,14 +138,17 @@ impl ConvertOutcome {
 /// One written model directory.
 #[derive(Debug, Serialize)]
 pub struct ConvertedModel {
+    /// Which model this is.
     pub kind: ModelKind,
     /// transformers class (config.json `architectures`).
     pub class: &'static str,
+    /// Where it was written.
     pub directory: PathBuf,
     /// Tensors in model.safetensors.
     pub tensors: usize,
     /// Size of model.safetensors in bytes.
     pub bytes: u64,
+    /// The dtype of the weights written.
     pub dtype: OutputDtype,
     /// Checkpoint variables not exported (`electra-convert map` lists them with reasons).
     pub skipped: usize,
@@ -125,6 +156,7 @@ pub struct ConvertedModel {
     pub task_heads: Vec<String>,
     /// The vocabulary shipped with the model, if any.
     pub vocab: Option<PathBuf>,
+    /// The `do_lower_case` written to tokenizer_config.json, if a vocabulary was shipped.
     pub do_lower_case: Option<bool>,
     /// The tokenizer decisions and where each came from (with a vocabulary).
     pub tokenizer: Option<TokenizerDecisions>,
@@ -136,7 +168,9 @@ pub struct ConvertedModel {
 /// One tokenizer decision: its value and what settled it.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Decision {
+    /// The setting.
     pub value: bool,
+    /// What decided it.
     pub from: DecisionSource,
 }
 
@@ -145,8 +179,11 @@ pub struct Decision {
 pub struct TokenizerDecisions {
     /// Tokens in the vocabulary.
     pub tokens: usize,
+    /// Lower-case the text before WordPiece.
     pub do_lower_case: Decision,
+    /// Strip accents after lower-casing.
     pub strip_accents: Decision,
+    /// Put spaces around CJK characters.
     pub tokenize_chinese_chars: Decision,
     /// The decisions in words, as the text summary prints them.
     pub summary: String,

@@ -158,6 +158,7 @@ pub enum SourceLayout {
 }
 
 impl SourceLayout {
+    /// Every layout, in the order `--layout` lists them.
     pub const ALL: [SourceLayout; 4] = [
         SourceLayout::GoogleTf1,
         SourceLayout::ModelGarden,
@@ -186,7 +187,7 @@ impl SourceLayout {
     }
 
     /// The config.json `hidden_act` that reproduces the producer's encoder activation.
-    pub fn default_hidden_act(self) -> &'static str {
+    pub(crate) fn default_hidden_act(self) -> &'static str {
         match self {
             // tf_utils.get_activation("gelu") is the tanh approximation in Model Garden.
             SourceLayout::ModelGarden => "gelu_new",
@@ -198,7 +199,9 @@ impl SourceLayout {
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Tolerance {
+    /// Absolute tolerance.
     pub atol: f64,
+    /// Relative tolerance.
     pub rtol: f64,
 }
 

@@ -146,7 +146,7 @@ fn present(g: &ObjectGraph, lt: &LayoutTable) -> bool {
 }
 
 /// The `--model` values an object-based checkpoint of `layout` supports.
-pub fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> {
+pub(crate) fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> {
     let has = |k| table_of(layout, k).is_some_and(|lt| present(g, lt));
     let (d, gen, e) = (
         has(ModelKind::Discriminator),
@@ -170,7 +170,7 @@ pub fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> 
 }
 
 /// Plans for every model a `--model` choice writes, from an object-based checkpoint.
-pub fn plan_all(
+pub(crate) fn plan_all(
     layout: SourceLayout,
     kind: ModelKind,
     vars: &[SourceVar],
@@ -219,7 +219,7 @@ struct Planned {
 }
 
 /// Apply one TF2 table.
-pub fn plan(
+pub(super) fn plan(
     layout: SourceLayout,
     kind: ModelKind,
     vars: &[SourceVar],

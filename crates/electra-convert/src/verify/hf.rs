@@ -184,7 +184,7 @@ fn open_weight_file(path: &Path) -> Result<(WeightFile, Metadata), VerifyError> 
 
 impl HfWeights {
     /// Read the headers of the weights of `dir` (no tensor data).
-    pub fn open(dir: &Path) -> Result<HfWeights, VerifyError> {
+    pub(crate) fn open(dir: &Path) -> Result<HfWeights, VerifyError> {
         let paths = weight_files(dir)?;
         let shown = if paths.len() == 1 {
             paths[0].clone()
@@ -232,11 +232,11 @@ impl HfWeights {
         })
     }
 
-    pub fn file(&self) -> &Path {
+    pub(crate) fn file(&self) -> &Path {
         &self.file
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }
 
@@ -245,7 +245,7 @@ impl HfWeights {
     }
 
     /// Choose the key prefix for `arch` (`ElectraModel` files have none).
-    pub fn set_architecture(&mut self, arch: Architecture) {
+    pub(crate) fn set_architecture(&mut self, arch: Architecture) {
         self.prefix = match arch {
             Architecture::Model => {
                 if !self.contains("embeddings.word_embeddings.weight")
@@ -261,7 +261,7 @@ impl HfWeights {
     }
 
     /// The network shape that `config` describes, for architecture `arch`.
-    pub fn dims(config: &ModelConfig) -> Dims {
+    pub(crate) fn dims(config: &ModelConfig) -> Dims {
         Dims {
             vocab: config.vocab_size,
             embedding: config.embedding_size,
@@ -276,7 +276,7 @@ impl HfWeights {
     }
 
     /// Keys that no checked parameter claimed (besides ignorable buffers), sorted.
-    pub fn unused_keys(&self) -> Vec<String> {
+    pub(crate) fn unused_keys(&self) -> Vec<String> {
         self.tensors
             .keys()
             .filter(|k| !self.used.contains(*k))

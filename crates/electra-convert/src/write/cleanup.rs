@@ -25,7 +25,7 @@ pub fn register(path: &Path) {
 }
 
 /// Forget `path` (it was committed or already removed).
-pub fn unregister(path: &Path) {
+pub(crate) fn unregister(path: &Path) {
     registry().retain(|p| p != path);
 }
 
