@@ -14,12 +14,16 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+pub mod zip;
+
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// A checkpoint inside a zip archive (`PATH.zip`, `PATH.zip#FOLDER/PREFIX`).
+    Zip,
 }
 
 impl Form {
@@ -27,6 +31,7 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::Zip => "zip archive",
         }
     }
 }
@@ -37,6 +42,9 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The zip archive is unusable or refused (see [`zip::ZipSourceError`]).
+    #[error(transparent)]
+    Zip(#[from] zip::ZipSourceError),
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -109,8 +117,15 @@ impl Deref for Source {
 }
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
-/// file, or a directory (its `checkpoint` state file, else its only `*.index`).
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`). Zip archives:
+/// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]).
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(arg) = path.to_str() {
+        let (zip_path, selector) = zip::split_zip_selector(arg);
+        if selector.is_some() || zip::looks_like_zip(&zip_path) {
+            return zip::open(&zip_path, selector.as_deref());
+        }
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
