@@ -383,3 +383,51 @@ fn a_hash_in_a_plain_directory_name_is_not_a_selector() {
     assert_eq!(run.status.code(), Some(1));
     assert!(!tmp.path().join("out2").exists());
 }
+
+#[test]
+fn batch_jobs_take_zips_and_selectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("jobs.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[jobs]]
+name = "released-disc"
+checkpoint = "{deflated}"
+model = "discriminator"
+output = "out/released-disc"
+
+[[jobs]]
+name = "untied-gen"
+checkpoint = "{two}#a/electra_tiny"
+model = "generator"
+output = "out/untied-gen"
+"#,
+            deflated = zip("electra_tiny.zip").display(),
+            two = zip("two_checkpoints.zip").display(),
+        ),
+    )
+    .unwrap();
+    let run = bin(tmp.path())
+        .args(["batch", "--quiet"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = tmp.path().join("out");
+    assert_matches_expected(
+        &out.join("released-disc"),
+        &expected("released", "discriminator"),
+    );
+    assert_matches_expected(&out.join("untied-gen"), &expected("untied", "generator"));
+    let left: Vec<String> = entries(tmp.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".electra-convert-zip-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
