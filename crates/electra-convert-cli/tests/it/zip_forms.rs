@@ -431,3 +431,24 @@ output = "out/untied-gen"
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `--force` never replaces a directory holding the zip being converted.
+#[test]
+fn force_never_replaces_the_directory_holding_the_zip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let copy = runs.join("electra_tiny.zip");
+    std::fs::copy(zip("electra_tiny.zip"), &copy).unwrap();
+    let run = bin(tmp.path())
+        .args(["convert", "--quiet", "--force", "--model", "discriminator"])
+        .arg(&copy)
+        .arg("-o")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds the checkpoint"), "{stderr}");
+    assert!(copy.is_file());
+}
