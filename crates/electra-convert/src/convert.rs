@@ -613,6 +613,13 @@ fn spare_inputs(
         return Ok(());
     };
     let mut inputs = vec![("checkpoint", ckpt.side_dir().to_path_buf())];
+    // A zip's side directory is a private temporary one: the archive itself is the input.
+    if let (crate::source::Form::Zip, (archive, Some(_))) = (
+        ckpt.form(),
+        crate::source::zip::split_zip_selector(ckpt.location()),
+    ) {
+        inputs.push(("checkpoint", archive));
+    }
     if let Some(reference) = &options.reference {
         inputs.push(("reference", reference.clone()));
     }

@@ -194,6 +194,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
     let graph = ckpt.object_graph()?;
     let vars = electra_convert::convert::source_vars(&ckpt);
     let layout = electra_convert::mapping::detect_layout(&vars, graph.as_ref());
+    let form = form_text(&ckpt);
 
     if args.json {
         let tensors: Vec<Value> = shown
@@ -209,7 +210,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         };
         let doc = json!({
             "checkpoint": ckpt.prefix().display().to_string(),
-            "form": {"id": ckpt.form(), "name": ckpt.form().title()},
+            "form": {"id": ckpt.form(), "name": ckpt.form().title(), "location": ckpt.location()},
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -238,7 +239,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
-    out.push_str(&format!("form: {}\n", ckpt.form().title()));
+    out.push_str(&format!("form: {form}\n"));
     match &layout {
         Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
         Err(e) => out.push_str(&format!(
@@ -264,6 +265,18 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ));
     }
     Ok(out)
+}
+
+/// The form line: its title, and for an archive which checkpoint inside which file.
+fn form_text(ckpt: &electra_convert::source::Source) -> String {
+    use electra_convert::source::{zip, Form};
+    let title = ckpt.form().title();
+    match (ckpt.form(), zip::split_zip_selector(ckpt.location())) {
+        (Form::Zip, (archive, Some(inner))) => {
+            format!("{title} ({inner} inside {})", archive.display())
+        }
+        _ => title.to_string(),
+    }
 }
 
 /// One tensor of a safetensors file, as listed.

@@ -26,6 +26,7 @@ mod verify_reference;
 #[path = "../../../electra-convert/tests/it/verify_support.rs"]
 mod verify_support;
 mod verify_text;
+mod zip_forms;
 
 /// The repository root (fixtures/, docs/), two levels above this crate.
 pub fn repo_root() -> std::path::PathBuf {

@@ -17,6 +17,7 @@ use tf_checkpoint::{Checkpoint, CheckpointError};
 pub mod h5;
 pub mod keras;
 pub mod tf_safetensors;
+pub mod zip;
 
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +30,8 @@ pub enum Form {
     KerasH5,
     /// transformers' TF weights as `model.safetensors` with metadata `format: tf` (Keras names).
     TfSafetensors,
+    /// A checkpoint inside a zip archive (`PATH.zip`, `PATH.zip#FOLDER/PREFIX`).
+    Zip,
 }
 
 impl Form {
@@ -38,6 +41,7 @@ impl Form {
             Form::Checkpoint => "TensorFlow checkpoint",
             Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
             Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
+            Form::Zip => "zip archive",
         }
     }
 }
@@ -58,6 +62,9 @@ pub enum SourceError {
     /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
     #[error("`{}`: {detail}", path.display())]
     Keras { path: PathBuf, detail: String },
+    /// The zip archive is unusable or refused (see [`zip::ZipSourceError`]).
+    #[error(transparent)]
+    Zip(#[from] zip::ZipSourceError),
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -130,8 +137,15 @@ impl Deref for Source {
 }
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
-/// file, or a directory (its `checkpoint` state file, else its only `*.index`).
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`). Zip archives:
+/// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]).
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(arg) = path.to_str() {
+        let (zip_path, selector) = zip::split_zip_selector(arg);
+        if selector.is_some() || zip::looks_like_zip(&zip_path) {
+            return zip::open(&zip_path, selector.as_deref());
+        }
+    }
     if let Some(h5) = keras::detect(path) {
         return keras::open(&h5);
     }
