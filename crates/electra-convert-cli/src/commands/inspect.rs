@@ -186,6 +186,8 @@ fn slot_kind(name: &str) -> Option<&'static str> {
     }
 }
 
+use electra_convert::mapping::tf2_encoder::layout_title;
+
 fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String> {
     let ckpt = electra_convert::source::open(path)?;
     let bytes_of = |t: &TensorInfo| {
@@ -222,11 +224,12 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             })
             .collect();
         let layout = match &layout {
-            Ok(l) => json!({"id": l.as_str(), "name": l.title()}),
+            Ok(l) => json!({"id": l.as_str(), "name": layout_title(*l, graph.as_ref())}),
             Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
         };
         let doc = json!({
             "checkpoint": ckpt.prefix().display().to_string(),
+            "form": ckpt.form(),
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -255,8 +258,9 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
+    out.push_str(&format!("form: {}\n", ckpt.form().title()));
     match &layout {
-        Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
+        Ok(l) => out.push_str(&format!("layout: {}\n\n", layout_title(*l, graph.as_ref()))),
         Err(e) => out.push_str(&format!(
             "layout: not one electra-convert converts ({e})\n\n"
         )),

@@ -12,6 +12,7 @@ pub mod reverse;
 pub mod table;
 pub mod table_tf2;
 mod tf2;
+pub mod tf2_encoder;
 pub mod trainer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -99,7 +100,10 @@ pub enum MappingError {
     #[error("this checkpoint is {what}; {advice}")]
     Refused { what: String, advice: String },
 
-    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer nor an NVIDIA ELECTRA checkpoint: its root objects are {roots} (children of `model`: {model}). electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
+    #[error("--model {kind} needs a discriminator or generator, but {what} holds an encoder only (a Model Garden BertEncoder: no replaced-token-detection or masked-LM head). Pass --model encoder to write it as an ElectraModel")]
+    EncoderOnly { kind: &'static str, what: String },
+
+    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer, encoder or SavedModel encoder nor an NVIDIA ELECTRA checkpoint: its root objects are {roots}{model}. electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
     UnknownTf2Layout { roots: String, model: String },
 
     #[error("--layout {layout} needs an object-based TF2 checkpoint, but this one has no object graph (`_CHECKPOINTABLE_OBJECT_GRAPH`): {detail}. Drop --layout to detect the layout, or pass --layout google-tf1")]

@@ -14,12 +14,19 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+pub mod keras_metadata;
+pub mod savedmodel;
+
+pub use savedmodel::SavedModelFacts;
+
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// A TensorFlow SavedModel directory (`saved_model.pb`, `variables/`, `assets/`).
+    SavedModel,
 }
 
 impl Form {
@@ -27,6 +34,7 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::SavedModel => "TensorFlow SavedModel",
         }
     }
 }
@@ -37,6 +45,9 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A SavedModel directory whose weights or metadata are missing or unusable.
+    #[error("SavedModel {dir}: {problem}")]
+    SavedModel { dir: PathBuf, problem: String },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -49,6 +60,8 @@ pub struct Source {
     location: String,
     /// Held for the life of the source (temporary files the checkpoint reads from).
     _keep: KeepAlive,
+    /// What a SavedModel adds (its vocabulary, lower-casing flag, Keras config).
+    saved_model: Option<SavedModelFacts>,
 }
 
 /// Whatever must live as long as the checkpoint reads from it.
@@ -75,7 +88,29 @@ impl Source {
             side_dir,
             location,
             _keep: KeepAlive(keep),
+            saved_model: None,
         }
+    }
+
+    /// The same source with a SavedModel's own facts.
+    pub fn with_saved_model(mut self, facts: SavedModelFacts) -> Source {
+        self.saved_model = Some(facts);
+        self
+    }
+
+    /// A SavedModel's own facts (`None` for other forms).
+    pub fn saved_model(&self) -> Option<&SavedModelFacts> {
+        self.saved_model.as_ref()
+    }
+
+    /// The vocabulary the form itself carries (a SavedModel's `assets/vocab.txt`).
+    pub fn own_vocab(&self) -> Option<&Path> {
+        self.saved_model.as_ref()?.vocab.as_deref()
+    }
+
+    /// The lower-casing flag the form itself records (a SavedModel's `do_lower_case`).
+    pub fn own_lower_case(&self) -> Option<bool> {
+        self.saved_model.as_ref()?.do_lower_case
     }
 
     /// The checkpoint.
@@ -109,8 +144,12 @@ impl Deref for Source {
 }
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
-/// file, or a directory (its `checkpoint` state file, else its only `*.index`).
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`). A SavedModel
+/// directory (or its `saved_model.pb`) opens its `variables/variables` bundle.
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(dir) = savedmodel::saved_model_dir(path) {
+        return savedmodel::open(&dir);
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
