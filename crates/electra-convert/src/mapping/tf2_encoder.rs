@@ -228,4 +228,54 @@ mod tests {
             }
         }
     }
+
+    fn graph(roots: &[&str], encoder_children: &[&str]) -> ObjectGraph {
+        use tf_checkpoint::object_graph::{encode, Child, Node};
+        let mut nodes = vec![Node::default()];
+        for r in roots {
+            let n = nodes.len();
+            nodes[0].children.push(Child {
+                node: n,
+                name: (*r).to_owned(),
+            });
+            nodes.push(Node::default());
+        }
+        for c in encoder_children {
+            let n = nodes.len();
+            nodes[1].children.push(Child {
+                node: n,
+                name: (*c).to_owned(),
+            });
+            nodes.push(Node::default());
+        }
+        ObjectGraph::decode(&encode(&nodes)).unwrap()
+    }
+
+    #[test]
+    fn other_encoders_and_saved_models_are_refused_by_name() {
+        let g = graph(&["encoder", "save_counter"], &["_layers"]);
+        let e = crate::mapping::detect_tf2(&g).unwrap_err();
+        assert!(matches!(e, MappingError::Refused { .. }), "{e}");
+        assert!(e.to_string().contains("`_layers`"), "{e}");
+        let g = graph(&["layer_with_weights-0", "variables"], &["dense"]);
+        let e = crate::mapping::detect_tf2(&g).unwrap_err();
+        assert!(e.to_string().contains("Keras SavedModel"), "{e}");
+        // Complete BertEncoder attribute names are accepted.
+        let g = graph(
+            &["encoder", "save_counter"],
+            &["_transformer_layers", "_embedding_layer"],
+        );
+        assert_eq!(standalone(&g), Some(Standalone::EncoderCheckpoint));
+    }
+
+    #[test]
+    fn unknown_layouts_name_model_children_only_when_there_is_a_model() {
+        let g = graph(&["net", "save_counter"], &[]);
+        let e = crate::mapping::detect_tf2(&g).unwrap_err().to_string();
+        assert!(e.contains("`net`, `save_counter`."), "{e}");
+        assert!(!e.contains("children of"), "{e}");
+        let g = graph(&["model", "save_counter"], &["head"]);
+        let e = crate::mapping::detect_tf2(&g).unwrap_err().to_string();
+        assert!(e.contains("(children of `model`: `head`)"), "{e}");
+    }
 }
