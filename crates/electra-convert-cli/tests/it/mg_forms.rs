@@ -244,6 +244,10 @@ fn the_producers_own_outputs_match_within_1e_5() {
         assert!(report.passed, "{name}:\n{}", report.to_text());
         let c = &report.outputs["last_hidden_state"];
         assert!(c.max_abs_diff < 5e-6, "{name}: {}", report.to_text());
+        println!(
+            "{name}: candle vs producer sequence_output max abs diff {:.2e}, max rel diff {:.2e}",
+            c.max_abs_diff, c.max_rel_diff
+        );
         // And through the command line, as a user would run it.
         bin()
             .args(["verify", "--reference"])
