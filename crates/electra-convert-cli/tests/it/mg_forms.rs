@@ -360,3 +360,24 @@ fn broken_saved_models_are_refused_and_nothing_is_written() {
         assert!(!out.exists(), "{case}");
     }
 }
+
+#[test]
+fn batch_converts_a_saved_model_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sm");
+    let manifest = tmp.path().join("jobs.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[jobs]]\ncheckpoint = {:?}\nmodel = \"encoder\"\noutput = {:?}\nverify = true\n",
+            fixture("mg_savedmodel").display().to_string(),
+            out.display().to_string()
+        ),
+    )
+    .unwrap();
+    bin().arg("batch").arg(&manifest).assert().success();
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(expected("mg_encoder").join("model.safetensors")).unwrap()
+    );
+}
