@@ -80,6 +80,12 @@ fn every_form_converts_byte_identical_to_transformers_without_a_config() {
             v.as_object_mut().unwrap().remove("transformers_version");
         }
         assert_eq!(cfg, exp, "{name}: config.json");
+        let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+        let title = FORMS.iter().find(|f| f.0 == name).unwrap().2;
+        assert!(
+            card.contains(&format!("| source layout | {title}")),
+            "{card}"
+        );
         // Every form ships its vocabulary and an uncased tokenizer.
         let tok = read_json(&out.join("tokenizer_config.json"));
         assert_eq!(tok["do_lower_case"], true, "{name}");

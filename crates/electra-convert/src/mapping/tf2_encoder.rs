@@ -85,6 +85,21 @@ pub fn layout_title(layout: SourceLayout, g: Option<&ObjectGraph>) -> &'static s
     }
 }
 
+/// What a plan's source is called on the model card: a standalone encoder's title when the
+/// plan is one (the SavedModel's tower; an `encoder` tower with nothing under `model/`), else
+/// the layout's.
+pub fn plan_title(plan: &super::Plan) -> &'static str {
+    if plan.source_layout == SourceLayout::ModelGarden && plan.kind == ModelKind::Encoder {
+        if plan.layout.tower == SAVED_MODEL_TOWER {
+            return Standalone::SavedModel.title();
+        }
+        if !plan.skipped.iter().any(|s| s.tf.starts_with("model/")) {
+            return Standalone::EncoderCheckpoint.title();
+        }
+    }
+    plan.source_layout.title()
+}
+
 /// Detection for graphs without a `model` root: a standalone Model Garden encoder, a refusal
 /// naming what else it is, or `None` (not recognised at all).
 pub fn detect(g: &ObjectGraph) -> Result<Option<SourceLayout>, MappingError> {
