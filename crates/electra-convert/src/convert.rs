@@ -294,7 +294,14 @@ pub fn convert(
         (given, _) => given.clone(),
     };
     let trainer = match config_file {
-        None => trainer::find(ckpt.side_dir(), layout)?,
+        // A SavedModel's config is its keras_metadata.pb, never a params.yaml near it.
+        None => match ckpt.saved_model() {
+            Some(facts) => facts
+                .keras
+                .as_ref()
+                .map(|k| keras_settings(ckpt.side_dir(), k)),
+            None => trainer::find(ckpt.side_dir(), layout)?,
+        },
         Some(_) => None,
     };
 
@@ -543,6 +550,29 @@ fn run_checks(
     Ok(reports)
 }
 
+/// A SavedModel encoder's Keras config (keras_metadata.pb) as the trainer settings config
+/// inference takes: heads and `hidden_act` (from `inner_activation`; checked when opened).
+fn keras_settings(
+    dir: &Path,
+    k: &crate::source::keras_metadata::EncoderMetadata,
+) -> trainer::TrainerConfig {
+    let tower = trainer::TowerSettings {
+        num_attention_heads: k.num_attention_heads,
+        hidden_act: k
+            .inner_activation
+            .as_deref()
+            .and_then(crate::source::keras_metadata::hidden_act)
+            .map(str::to_owned),
+        layer_norm_eps: None,
+    };
+    trainer::TrainerConfig {
+        path: dir.join("keras_metadata.pb"),
+        discriminator: tower.clone(),
+        generator: tower,
+        vocab_file: None,
+    }
+}
+
 fn load_tokenizer(
     options: &ConvertOptions,
     ckpt: &crate::source::Source,
@@ -550,10 +580,23 @@ fn load_tokenizer(
     trainer_vocab: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Tokenizer>, ConvertError> {
-    let lower = options.lower_case;
+    // A flag beats what the form records (a SavedModel's `do_lower_case`), which beats the
+    // vocabulary.
+    let recorded_lower = options
+        .lower_case
+        .is_none()
+        .then(|| ckpt.own_lower_case())
+        .flatten();
+    let lower = options.lower_case.or(recorded_lower);
     let dir = ckpt.side_dir().to_path_buf();
-    let Some(vocab) =
-        write::tokenizer::find_vocab(&dir, options.vocab.as_deref()).or(trainer_vocab)
+    let own_vocab = options
+        .vocab
+        .is_none()
+        .then(|| ckpt.own_vocab().map(Path::to_path_buf))
+        .flatten();
+    let Some(vocab) = own_vocab
+        .or_else(|| write::tokenizer::find_vocab(&dir, options.vocab.as_deref()))
+        .or(trainer_vocab)
     else {
         warnings.push(format!(
             "no vocab.txt in {} or its parent directory, so no tokenizer files were written; pass --vocab FILE to include one{}",
@@ -566,13 +609,16 @@ fn load_tokenizer(
         ));
         return Ok(None);
     };
-    let tok = Tokenizer::load(
+    let mut tok = Tokenizer::load(
         &vocab,
         TokenizerChoices {
             lower,
             strip_accents: options.strip_accents,
         },
     )?;
+    if recorded_lower.is_some() {
+        tok.casing_from = DecisionSource::SavedModel;
+    }
     let vocab_size = plans[0].dims.vocab_size;
     let n = tok.len() as u64;
     if n > vocab_size {

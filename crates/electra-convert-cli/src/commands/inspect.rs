@@ -168,6 +168,8 @@ fn slot_kind(name: &str) -> Option<&'static str> {
     }
 }
 
+use electra_convert::mapping::tf2_encoder::layout_title;
+
 fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String> {
     let ckpt = electra_convert::source::open(path)?;
     let bytes_of = |t: &TensorInfo| {
@@ -205,7 +207,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             })
             .collect();
         let layout = match &layout {
-            Ok(l) => json!({"id": l.as_str(), "name": l.title()}),
+            Ok(l) => json!({"id": l.as_str(), "name": layout_title(*l, graph.as_ref())}),
             Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
         };
         let doc = json!({
@@ -241,7 +243,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
     );
     out.push_str(&format!("form: {form}\n"));
     match &layout {
-        Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
+        Ok(l) => out.push_str(&format!("layout: {}\n\n", layout_title(*l, graph.as_ref()))),
         Err(e) => out.push_str(&format!(
             "layout: not one electra-convert converts ({e})\n\n"
         )),

@@ -25,7 +25,8 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     if args.json {
         let out = json!({
             "checkpoint": ckpt.prefix(),
-            "layout": {"id": layout.as_str(), "name": layout.title()},
+            "form": ckpt.form(),
+            "layout": {"id": layout.as_str(), "name": electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())},
             "model": args.model,
             "models": plans,
         });
@@ -33,7 +34,12 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     } else {
         let mut out = String::new();
         let _ = writeln!(out, "checkpoint {}", ckpt.prefix().display());
-        let _ = writeln!(out, "layout: {}", layout.title());
+        let _ = writeln!(out, "form: {}", ckpt.form().title());
+        let _ = writeln!(
+            out,
+            "layout: {}",
+            electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())
+        );
         for plan in &plans {
             out.push('\n');
             out.push_str(&render_text(plan));

@@ -17,6 +17,7 @@ mod hf_directory;
 mod hostile_cli;
 mod inspect_cli;
 mod map_cli;
+mod mg_forms;
 mod model_card;
 mod tf2_fixtures;
 mod verify_checkpoint;

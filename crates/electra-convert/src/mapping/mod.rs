@@ -13,6 +13,7 @@ pub mod reverse;
 pub mod table;
 pub mod table_tf2;
 mod tf2;
+pub mod tf2_encoder;
 pub mod trainer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -153,12 +154,21 @@ pub enum MappingError {
         advice: String,
     },
 
+    /// `--model` asks for a head that an encoder-only checkpoint or SavedModel does not have.
+    #[error("--model {kind} needs a discriminator or generator, but {what} holds an encoder only (a Model Garden BertEncoder: no replaced-token-detection or masked-LM head). Pass --model encoder to write it as an ElectraModel")]
+    EncoderOnly {
+        /// The kind asked for.
+        kind: &'static str,
+        /// What the input is.
+        what: String,
+    },
+
     /// A TF2 checkpoint whose object graph matches no known producer.
-    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer nor an NVIDIA ELECTRA checkpoint: its root objects are {roots} (children of `model`: {model}). electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
+    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer, encoder or SavedModel encoder nor an NVIDIA ELECTRA checkpoint: its root objects are {roots}{model}. electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
     UnknownTf2Layout {
         /// The root objects' names.
         roots: String,
-        /// The children of `model`.
+        /// The children of `model`, as a clause (empty when there is no `model` object).
         model: String,
     },
 

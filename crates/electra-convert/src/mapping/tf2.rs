@@ -63,9 +63,16 @@ pub fn detect(g: &ObjectGraph) -> Result<SourceLayout, MappingError> {
     if root("model") && (model("discriminator") || model("generator")) {
         return Ok(SourceLayout::Nvidia);
     }
+    if let Some(found) = super::tf2_encoder::detect(g)? {
+        return Ok(found);
+    }
     Err(MappingError::UnknownTf2Layout {
         roots: list(&roots),
-        model: list(&model_children),
+        model: if root("model") {
+            format!(" (children of `model`: {})", list(&model_children))
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -128,10 +135,16 @@ fn table_of(layout: SourceLayout, kind: ModelKind) -> Option<&'static LayoutTabl
     }
 }
 
+/// The object path of a table's tower in this graph: the table's own, except where an encoder
+/// stands alone (a SavedModel's `layer_with_weights-0`, see [`super::tf2_encoder`]).
+fn tower_of<'t>(g: &ObjectGraph, lt: &'t LayoutTable) -> &'t str {
+    super::tf2_encoder::tower(g, lt).unwrap_or(lt.table.tower)
+}
+
 /// Whether a model's tower and head are in the graph (the first row of each section that
 /// applies always must resolve).
 fn present(g: &ObjectGraph, lt: &LayoutTable) -> bool {
-    let tower = lt.table.tower;
+    let tower = tower_of(g, lt);
     g.walk(tower).is_some()
         && lt
             .table
@@ -178,6 +191,9 @@ pub(crate) fn plan_all(
 ) -> Result<Vec<Plan>, MappingError> {
     let available = available_kinds(layout, g);
     if !available.contains(&kind) {
+        if let Some(refusal) = super::tf2_encoder::encoder_only(g, kind, &available) {
+            return Err(refusal);
+        }
         let kinds = available
             .iter()
             .map(|k| format!("--model {}", k.as_str()))
@@ -232,7 +248,7 @@ pub(super) fn plan(
         suggestion: "Plan discriminator and generator separately.".to_owned(),
     })?;
     let table = &lt.table;
-    let tower = table.tower;
+    let tower = tower_of(g, lt);
     let by_name: HashMap<&str, &SourceVar> = vars.iter().map(|v| (v.name.as_str(), v)).collect();
 
     // Layers: the numbered children of the layer list.
@@ -429,7 +445,7 @@ fn skip_all(
     g: &ObjectGraph,
     mapped: &BTreeMap<String, String>,
 ) -> Result<Vec<Skipped>, MappingError> {
-    let tower = lt.table.tower;
+    let tower = tower_of(g, lt);
     let unused: Vec<(HashSet<String>, &str)> = lt
         .unused
         .iter()
@@ -437,6 +453,7 @@ fn skip_all(
         .collect();
     let own: HashSet<String> = parts(layout, kind)
         .iter()
+        .map(|p| if *p == lt.table.tower { tower } else { p })
         .flat_map(|p| keys_under(g, p))
         .collect();
     let mut others: Vec<(HashSet<String>, String)> = Vec::new();
@@ -486,6 +503,8 @@ fn skip_all(
                 SkipCategory::GlobalStep,
                 "tf.train.Checkpoint's save counter".to_owned(),
             )
+        } else if let Some(why) = super::tf2_encoder::skip_reason(name) {
+            (SkipCategory::Metadata, why.to_owned())
         } else if first == "phase2" {
             (
                 SkipCategory::GlobalStep,

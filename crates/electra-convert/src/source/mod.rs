@@ -18,6 +18,10 @@ pub mod h5;
 pub mod keras;
 pub mod tf_safetensors;
 pub mod zip;
+pub mod keras_metadata;
+pub mod savedmodel;
+
+pub use savedmodel::SavedModelFacts;
 
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +36,8 @@ pub enum Form {
     TfSafetensors,
     /// A checkpoint inside a zip archive (`PATH.zip`, `PATH.zip#FOLDER/PREFIX`).
     Zip,
+    /// A TensorFlow SavedModel directory (`saved_model.pb`, `variables/`, `assets/`).
+    SavedModel,
 }
 
 impl Form {
@@ -42,6 +48,7 @@ impl Form {
             Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
             Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
             Form::Zip => "zip archive",
+            Form::SavedModel => "TensorFlow SavedModel",
         }
     }
 }
@@ -65,6 +72,9 @@ pub enum SourceError {
     /// The zip archive is unusable or refused (see [`zip::ZipSourceError`]).
     #[error(transparent)]
     Zip(#[from] zip::ZipSourceError),
+    /// A SavedModel directory whose weights or metadata are missing or unusable.
+    #[error("SavedModel {dir}: {problem}")]
+    SavedModel { dir: PathBuf, problem: String },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -77,6 +87,8 @@ pub struct Source {
     location: String,
     /// Held for the life of the source (temporary files the checkpoint reads from).
     _keep: KeepAlive,
+    /// What a SavedModel adds (its vocabulary, lower-casing flag, Keras config).
+    saved_model: Option<SavedModelFacts>,
 }
 
 /// Whatever must live as long as the checkpoint reads from it.
@@ -103,7 +115,29 @@ impl Source {
             side_dir,
             location,
             _keep: KeepAlive(keep),
+            saved_model: None,
         }
+    }
+
+    /// The same source with a SavedModel's own facts.
+    pub fn with_saved_model(mut self, facts: SavedModelFacts) -> Source {
+        self.saved_model = Some(facts);
+        self
+    }
+
+    /// A SavedModel's own facts (`None` for other forms).
+    pub fn saved_model(&self) -> Option<&SavedModelFacts> {
+        self.saved_model.as_ref()
+    }
+
+    /// The vocabulary the form itself carries (a SavedModel's `assets/vocab.txt`).
+    pub fn own_vocab(&self) -> Option<&Path> {
+        self.saved_model.as_ref()?.vocab.as_deref()
+    }
+
+    /// The lower-casing flag the form itself records (a SavedModel's `do_lower_case`).
+    pub fn own_lower_case(&self) -> Option<bool> {
+        self.saved_model.as_ref()?.do_lower_case
     }
 
     /// The checkpoint.
@@ -138,8 +172,12 @@ impl Deref for Source {
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
 /// file, or a directory (its `checkpoint` state file, else its only `*.index`). Zip archives:
-/// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]).
+/// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]). A SavedModel
+/// directory (or its `saved_model.pb`) opens its `variables/variables` bundle.
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(dir) = savedmodel::saved_model_dir(path) {
+        return savedmodel::open(&dir);
+    }
     if let Some(arg) = path.to_str() {
         let (zip_path, selector) = zip::split_zip_selector(arg);
         if selector.is_some() || zip::looks_like_zip(&zip_path) {

@@ -217,7 +217,7 @@ pub fn model_card(f: &CardFacts<'_>, tool_version: &str) -> String {
         let _ = writeln!(
             s,
             "| source layout | {} (keys resolved through the checkpoint's object graph) |",
-            plan.source_layout.title()
+            crate::mapping::tf2_encoder::plan_title(plan)
         );
     }
     let _ = writeln!(

@@ -51,6 +51,9 @@ pub enum DecisionSource {
     Default,
     /// Read from a model directory's tokenizer_config.json.
     TokenizerConfig,
+    /// Recorded by the producer in a SavedModel (Model Garden `export_tfhub`'s `do_lower_case`
+    /// bool variable).
+    SavedModel,
 }
 
 impl DecisionSource {
@@ -62,6 +65,7 @@ impl DecisionSource {
             DecisionSource::Casing => "casing",
             DecisionSource::Default => "default",
             DecisionSource::TokenizerConfig => "tokenizer_config",
+            DecisionSource::SavedModel => "saved_model",
         }
     }
 }
@@ -228,6 +232,7 @@ impl Tokenizer {
         let casing_why = match self.casing_from {
             DecisionSource::Vocabulary if self.do_lower_case => "vocabulary: no uppercase letters",
             DecisionSource::Vocabulary => "vocabulary: has uppercase letters",
+            DecisionSource::SavedModel => "saved_model: the do_lower_case variable",
             other => other.as_str(),
         };
         format!(
