@@ -9,8 +9,11 @@ use serde_json::Value;
 /// One `SavedObject` of the metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SavedObject {
+    /// The object's node id (field 2).
     pub node_id: i64,
+    /// Where it is in the object tree, e.g. `root.layer_with_weights-0` (field 3).
     pub node_path: String,
+    /// Its Keras object kind, e.g. `_tf_keras_layer` (field 4).
     pub identifier: String,
     /// The object's Keras metadata, a JSON text.
     pub metadata: String,
@@ -20,7 +23,9 @@ pub struct SavedObject {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} at byte {offset}")]
 pub struct MetadataError {
+    /// What was wrong.
     pub what: &'static str,
+    /// Byte offset in `keras_metadata.pb` where it was found.
     pub offset: usize,
 }
 
@@ -147,11 +152,17 @@ pub struct EncoderMetadata {
     pub class_name: String,
     /// `inner_activation` as serialized (`Text>gelu` is Model Garden's tanh GELU).
     pub inner_activation: Option<String>,
+    /// `num_attention_heads`, if the config has it.
     pub num_attention_heads: Option<u64>,
+    /// `hidden_size`, if the config has it.
     pub hidden_size: Option<u64>,
+    /// `num_layers`, if the config has it.
     pub num_layers: Option<u64>,
+    /// `inner_dim` (the feed-forward width), if the config has it.
     pub inner_dim: Option<u64>,
+    /// `vocab_size`, if the config has it.
     pub vocab_size: Option<u64>,
+    /// `embedding_width`, if the config has it.
     pub embedding_width: Option<u64>,
     /// `norm_first: true` (pre-LN) has no transformers ELECTRA equivalent.
     pub norm_first: bool,

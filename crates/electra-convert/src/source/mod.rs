@@ -16,10 +16,10 @@ use tf_checkpoint::{Checkpoint, CheckpointError};
 
 pub mod h5;
 pub mod keras;
-pub mod tf_safetensors;
-pub mod zip;
 pub mod keras_metadata;
 pub mod savedmodel;
+pub mod tf_safetensors;
+pub mod zip;
 
 pub use savedmodel::SavedModelFacts;
 
@@ -62,19 +62,31 @@ pub enum SourceError {
     /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
     #[error("cannot read `{}` as a Keras HDF5 weights file", path.display())]
     H5 {
+        /// The HDF5 file.
         path: PathBuf,
+        /// What the HDF5 reader reported.
         #[source]
         source: h5::Error,
     },
     /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
     #[error("`{}`: {detail}", path.display())]
-    Keras { path: PathBuf, detail: String },
+    Keras {
+        /// The weights file (or shard index).
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The zip archive is unusable or refused (see [`zip::ZipSourceError`]).
     #[error(transparent)]
     Zip(#[from] zip::ZipSourceError),
     /// A SavedModel directory whose weights or metadata are missing or unusable.
     #[error("SavedModel {dir}: {problem}")]
-    SavedModel { dir: PathBuf, problem: String },
+    SavedModel {
+        /// The SavedModel directory.
+        dir: PathBuf,
+        /// What is missing or unusable.
+        problem: String,
+    },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.

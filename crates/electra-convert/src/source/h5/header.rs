@@ -8,18 +8,18 @@ use super::{MAX_HEADER_BYTES, MAX_HEADER_CHUNKS};
 
 /// Header message type numbers used here.
 pub(crate) mod msg {
-    pub const NIL: u16 = 0x0000;
-    pub const DATASPACE: u16 = 0x0001;
-    pub const LINK_INFO: u16 = 0x0002;
-    pub const DATATYPE: u16 = 0x0003;
-    pub const LINK: u16 = 0x0006;
-    pub const EXTERNAL_FILES: u16 = 0x0007;
-    pub const LAYOUT: u16 = 0x0008;
-    pub const FILTER_PIPELINE: u16 = 0x000B;
-    pub const ATTRIBUTE: u16 = 0x000C;
-    pub const CONTINUATION: u16 = 0x0010;
-    pub const SYMBOL_TABLE: u16 = 0x0011;
-    pub const ATTRIBUTE_INFO: u16 = 0x0015;
+    pub(crate) const NIL: u16 = 0x0000;
+    pub(crate) const DATASPACE: u16 = 0x0001;
+    pub(crate) const LINK_INFO: u16 = 0x0002;
+    pub(crate) const DATATYPE: u16 = 0x0003;
+    pub(crate) const LINK: u16 = 0x0006;
+    pub(crate) const EXTERNAL_FILES: u16 = 0x0007;
+    pub(crate) const LAYOUT: u16 = 0x0008;
+    pub(crate) const FILTER_PIPELINE: u16 = 0x000B;
+    pub(crate) const ATTRIBUTE: u16 = 0x000C;
+    pub(crate) const CONTINUATION: u16 = 0x0010;
+    pub(crate) const SYMBOL_TABLE: u16 = 0x0011;
+    pub(crate) const ATTRIBUTE_INFO: u16 = 0x0015;
 }
 
 /// Message flag bit: the message is shared (stored elsewhere).

@@ -37,12 +37,12 @@ const FLAG_UTF8: u16 = 1 << 11;
 const FLAG_MASKED_HEADERS: u16 = 1 << 13;
 
 /// Compression methods.
-pub const METHOD_STORED: u16 = 0;
-pub const METHOD_DEFLATED: u16 = 8;
+pub(crate) const METHOD_STORED: u16 = 0;
+pub(crate) const METHOD_DEFLATED: u16 = 8;
 const METHOD_AES: u16 = 99;
 
 /// Random access to the archive's bytes.
-pub trait ReadAt: Send + Sync {
+pub(crate) trait ReadAt: Send + Sync {
     /// Length in bytes (fixed when the archive was opened).
     fn size(&self) -> u64;
     /// Fill `buf` from `offset`; an error if the range is past the end.
@@ -51,13 +51,13 @@ pub trait ReadAt: Send + Sync {
 
 /// An open archive file and the length it had when opened.
 #[derive(Debug)]
-pub struct FileAt {
+pub(crate) struct FileAt {
     file: std::fs::File,
     len: u64,
 }
 
 impl FileAt {
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -83,7 +83,7 @@ impl ReadAt for FileAt {
 
 /// An archive held in memory.
 #[derive(Debug, Clone, Copy)]
-pub struct InMemory<'a>(pub &'a [u8]);
+pub(crate) struct InMemory<'a>(pub &'a [u8]);
 
 impl ReadAt for InMemory<'_> {
     fn size(&self) -> u64 {
@@ -137,14 +137,16 @@ pub(crate) fn read_file_at(file: &std::fs::File, buf: &mut [u8], offset: u64) ->
 /// Limits on the container itself (entry data has its own, in `ZipOptions`).
 #[derive(Debug, Clone, Copy)]
 pub struct ArchiveLimits {
+    /// Most entries the central directory may list.
     pub max_entries: u64,
+    /// Largest central directory accepted, in bytes.
     pub max_central_directory_bytes: u64,
 }
 
 /// One central-directory entry, validated against the file's layout (not yet against its
 /// local header: see [`Archive::data_window`]).
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Decoded name, without the trailing `/` of a directory.
     pub name: String,
     pub raw_name: Vec<u8>,
@@ -159,7 +161,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn is_encrypted(&self) -> bool {
+    pub(crate) fn is_encrypted(&self) -> bool {
         self.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_HEADERS) != 0
             || self.method == METHOD_AES
     }
@@ -167,14 +169,14 @@ impl Entry {
 
 /// Where an entry's data lies in the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataWindow {
+pub(crate) struct DataWindow {
     pub offset: u64,
     pub len: u64,
 }
 
 /// The parsed central directory.
 #[derive(Debug)]
-pub struct Archive {
+pub(crate) struct Archive {
     pub path: PathBuf,
     pub size: u64,
     /// Where the central directory starts: every entry's data ends at or before it.
@@ -277,7 +279,7 @@ struct DirectoryLocation {
 
 impl Archive {
     /// Parse the central directory of `src` (`path` labels errors).
-    pub fn parse(
+    pub(crate) fn parse(
         src: &dyn ReadAt,
         path: &Path,
         limits: ArchiveLimits,
@@ -408,14 +410,14 @@ impl Archive {
         Ok(())
     }
 
-    pub fn entry(&self, name: &str) -> Option<(usize, &Entry)> {
+    pub(crate) fn entry(&self, name: &str) -> Option<(usize, &Entry)> {
         let &i = self.by_name.get(name)?;
         Some((i, &self.entries[i]))
     }
 
     /// Read entry `index`'s local header, check it against the central directory, and return
     /// where its data lies.
-    pub fn data_window(
+    pub(crate) fn data_window(
         &self,
         src: &dyn ReadAt,
         index: usize,

@@ -10,12 +10,12 @@ use super::archive::{Archive, DataWindow, ReadAt, METHOD_DEFLATED, METHOD_STORED
 use super::error::ZipSourceError;
 
 /// DEFLATE's best case: a 258-byte match in two one-bit codes, 1032 output bytes per input byte.
-pub const MAX_DEFLATE_RATIO: u64 = 1032;
+pub(crate) const MAX_DEFLATE_RATIO: u64 = 1032;
 
 const CHUNK: usize = 256 * 1024;
 
 /// Could `compressed` DEFLATE bytes inflate to `declared`? (One byte of slack for tiny streams.)
-pub fn ratio_possible(compressed: u64, declared: u64) -> bool {
+pub(crate) fn ratio_possible(compressed: u64, declared: u64) -> bool {
     declared
         <= compressed
             .saturating_add(1)
@@ -25,7 +25,7 @@ pub fn ratio_possible(compressed: u64, declared: u64) -> bool {
 /// Write entry `index`'s contents (whose data is at `window`) to `sink`. `sink_error` turns a
 /// failed write into the caller's error. The caller has already checked the method, encryption
 /// and size limits.
-pub fn copy_entry(
+pub(crate) fn copy_entry(
     src: &dyn ReadAt,
     archive: &Archive,
     index: usize,
@@ -185,12 +185,12 @@ fn inflate(
 }
 
 /// Is `method` one this reader copies?
-pub fn method_supported(method: u16) -> bool {
+pub(crate) fn method_supported(method: u16) -> bool {
     method == METHOD_STORED || method == METHOD_DEFLATED
 }
 
 /// A name for a compression method, for messages.
-pub fn method_name(method: u16) -> &'static str {
+pub(crate) fn method_name(method: u16) -> &'static str {
     match method {
         0 => "no compression",
         1 => "Shrink",

@@ -86,6 +86,7 @@ impl Default for ZipOptions {
 pub struct SideFile {
     /// Its entry name inside the archive.
     pub entry: String,
+    /// Its contents.
     pub bytes: Vec<u8>,
 }
 

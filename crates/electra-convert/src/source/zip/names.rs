@@ -9,7 +9,7 @@ const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ
 /// Info-ZIP on Unix and many other writers store UTF-8 names without it. Otherwise a name with
 /// the flag is refused, and one without it is code page 437, as the format specifies. Bytes
 /// below 0x80 are ASCII either way, so `/`, `\`, `.` and `:` mean the same in both decodings.
-pub fn decode_name(raw: &[u8], utf8_flag: bool) -> Result<String, &'static str> {
+pub(crate) fn decode_name(raw: &[u8], utf8_flag: bool) -> Result<String, &'static str> {
     if let Ok(s) = std::str::from_utf8(raw) {
         return Ok(s.to_owned());
     }
@@ -34,7 +34,7 @@ pub fn decode_name(raw: &[u8], utf8_flag: bool) -> Result<String, &'static str> 
 /// Refuse anything but a plain relative path of non-empty, non-`.`/`..` components separated
 /// by `/` (a directory entry ends with one more `/`). Such a name can never reach outside the
 /// archive's own tree, whichever tool unzips it, and matches entries one way only.
-pub fn check_name(name: &str, is_dir: bool) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str, is_dir: bool) -> Result<(), &'static str> {
     let body = if is_dir {
         name.strip_suffix('/').unwrap_or(name)
     } else {

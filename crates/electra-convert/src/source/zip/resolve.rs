@@ -16,7 +16,7 @@ use super::names::check_name;
 use tf_checkpoint::parse_state_file;
 
 /// Name of the state file TF's savers write.
-pub const STATE_FILE: &str = "checkpoint";
+pub(crate) const STATE_FILE: &str = "checkpoint";
 
 /// At most this many candidates are listed in an error.
 const MAX_LISTED: usize = 20;
@@ -77,7 +77,7 @@ pub fn looks_like_zip(path: &Path) -> bool {
 }
 
 /// `folder/name`, or `name` in the root.
-pub fn join(folder: &str, name: &str) -> String {
+pub(crate) fn join(folder: &str, name: &str) -> String {
     if folder.is_empty() {
         name.to_string()
     } else {
@@ -86,7 +86,7 @@ pub fn join(folder: &str, name: &str) -> String {
 }
 
 /// The folder part of an entry name (`""` for the root).
-pub fn parent(name: &str) -> &str {
+pub(crate) fn parent(name: &str) -> &str {
     name.rsplit_once('/').map_or("", |(folder, _)| folder)
 }
 
@@ -95,7 +95,7 @@ fn base_name(name: &str) -> &str {
 }
 
 /// Strip `.index`, `.meta` or `.data-<digits>-of-<digits>` from an entry name.
-pub fn strip_known_suffix(name: &str) -> Option<&str> {
+pub(crate) fn strip_known_suffix(name: &str) -> Option<&str> {
     let stem = if let Some(stem) = name.strip_suffix(".index") {
         stem
     } else if let Some(stem) = name.strip_suffix(".meta") {
@@ -113,10 +113,10 @@ pub fn strip_known_suffix(name: &str) -> Option<&str> {
 }
 
 /// Reads a small entry (the state file) for the resolver.
-pub type ReadSmall<'a> = dyn Fn(usize) -> Result<Vec<u8>, ZipSourceError> + 'a;
+pub(crate) type ReadSmall<'a> = dyn Fn(usize) -> Result<Vec<u8>, ZipSourceError> + 'a;
 
 /// The resolver's view of an archive.
-pub struct Finder<'a> {
+pub(crate) struct Finder<'a> {
     pub archive: &'a Archive,
     pub read_small: &'a ReadSmall<'a>,
 }
@@ -177,7 +177,10 @@ impl Finder<'_> {
     }
 
     /// Resolve with an optional selector.
-    pub fn resolve(&self, selector: Option<&str>) -> Result<(String, Resolution), ZipSourceError> {
+    pub(crate) fn resolve(
+        &self,
+        selector: Option<&str>,
+    ) -> Result<(String, Resolution), ZipSourceError> {
         match selector.map(|s| s.trim_end_matches('/')) {
             None | Some("") => self.resolve_whole(),
             Some(sel) => self.resolve_selector(sel),

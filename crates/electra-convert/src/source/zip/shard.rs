@@ -8,13 +8,13 @@ use super::archive::{FileAt, ReadAt};
 
 /// The zip file, opened once for the container parser and entry copies.
 #[derive(Debug)]
-pub struct SharedZip {
+pub(crate) struct SharedZip {
     pub path: PathBuf,
     pub file: FileAt,
 }
 
 impl SharedZip {
-    pub fn open(path: PathBuf) -> io::Result<Self> {
+    pub(crate) fn open(path: PathBuf) -> io::Result<Self> {
         let file = FileAt::open(&path)?;
         Ok(Self { path, file })
     }
