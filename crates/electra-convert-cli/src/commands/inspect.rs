@@ -226,7 +226,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
         };
         let doc = json!({
-            "checkpoint": ckpt.prefix().display().to_string(),
+            "checkpoint": ckpt.location(),
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -249,7 +249,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         .collect();
     let mut out = format!(
         "checkpoint {} ({} tensors, {}, {} shard{})\n\n",
-        ckpt.prefix().display(),
+        ckpt.location(),
         ckpt.tensors().len(),
         human_bytes(total_bytes),
         ckpt.num_shards(),

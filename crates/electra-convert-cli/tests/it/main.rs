@@ -17,6 +17,7 @@ mod hostile_cli;
 mod inspect_cli;
 mod map_cli;
 mod model_card;
+mod remote;
 mod tf2_fixtures;
 mod verify_checkpoint;
 mod verify_convert;

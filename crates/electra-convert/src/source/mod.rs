@@ -14,12 +14,17 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+#[cfg(feature = "remote")]
+pub mod remote;
+
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// A TensorFlow checkpoint in a bucket (`gs://`, `s3://`, `az://`, `https://`), read by range.
+    Bucket,
 }
 
 impl Form {
@@ -27,6 +32,7 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::Bucket => "TensorFlow checkpoint in a bucket",
         }
     }
 }
@@ -37,6 +43,15 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+
+    /// A bucket URL was given to a build without the `remote` feature.
+    #[error("{url}: this build has no bucket support (rebuild electra-convert with the default `remote` feature)")]
+    NoBucketSupport { url: String },
+
+    /// The bucket, its objects or the connection to the store failed.
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Box<remote::RemoteError>),
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -49,6 +64,9 @@ pub struct Source {
     location: String,
     /// Held for the life of the source (temporary files the checkpoint reads from).
     _keep: KeepAlive,
+    /// A checkpoint in a bucket: how to fetch its ranges.
+    #[cfg(feature = "remote")]
+    remote: Option<remote::RemoteState>,
 }
 
 /// Whatever must live as long as the checkpoint reads from it.
@@ -75,7 +93,63 @@ impl Source {
             side_dir,
             location,
             _keep: KeepAlive(keep),
+            #[cfg(feature = "remote")]
+            remote: None,
         }
+    }
+
+    /// A source over a checkpoint in a bucket whose shards are sparse local files.
+    #[cfg(feature = "remote")]
+    fn new_remote(
+        checkpoint: Checkpoint,
+        form: Form,
+        side_dir: PathBuf,
+        location: String,
+        state: remote::RemoteState,
+    ) -> Source {
+        let mut source = Source::new(checkpoint, form, side_dir, location, Vec::new());
+        source.remote = Some(state);
+        source
+    }
+
+    /// Make the stored bytes of `names` readable: a no-op for local files; for a checkpoint in
+    /// a bucket, fetch their ranges not yet held and refuse to go on unless every one is held.
+    /// Every command reading tensors calls this first with the names it will read.
+    pub fn prefetch<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<Option<FetchTotals>, SourceError> {
+        #[cfg(feature = "remote")]
+        if let Some(state) = &self.remote {
+            let ranges = self.checkpoint.stored_ranges(names);
+            return state
+                .prefetch(&ranges)
+                .map(Some)
+                .map_err(|e| SourceError::Remote(Box::new(e)));
+        }
+        let _ = names.into_iter();
+        Ok(None)
+    }
+
+    /// [`prefetch`](Source::prefetch) every variable but optimizer slots and the step counter
+    /// (for checks that read a tower's weights by their TF names without a plan).
+    pub fn prefetch_model_variables(&self) -> Result<Option<FetchTotals>, SourceError> {
+        let names: Vec<&str> = self
+            .checkpoint
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| !is_optimizer_state(n))
+            .collect();
+        self.prefetch(names)
+    }
+
+    /// What was fetched from a bucket so far (`None` for local files).
+    pub fn fetched(&self) -> Option<FetchTotals> {
+        #[cfg(feature = "remote")]
+        if let Some(state) = &self.remote {
+            return Some(state.totals());
+        }
+        None
     }
 
     /// The checkpoint.
@@ -111,6 +185,14 @@ impl Deref for Source {
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
 /// file, or a directory (its `checkpoint` state file, else its only `*.index`).
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(url) = bucket_url(path) {
+        #[cfg(feature = "remote")]
+        return remote::open(url);
+        #[cfg(not(feature = "remote"))]
+        return Err(SourceError::NoBucketSupport {
+            url: url.to_string(),
+        });
+    }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
     let location = checkpoint.prefix().display().to_string();
@@ -121,6 +203,44 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
         location,
         Vec::new(),
     ))
+}
+
+/// Whether `path` is a bucket URL (`gs://`, `s3://`, `az://`, `http(s)://`): its text if so.
+pub fn bucket_url(path: &Path) -> Option<&str> {
+    let s = path.to_str()?;
+    let (scheme, rest) = s.split_once("://")?;
+    (["gs", "s3", "az", "azure", "abfs", "http", "https"].contains(&scheme) && !rest.is_empty())
+        .then_some(s)
+}
+
+/// What a source fetched from a bucket: bytes, requests, the checkpoint's whole size.
+#[cfg(feature = "remote")]
+pub use remote::FetchTotals;
+
+/// What a source fetched from a bucket (never anything in a build without bucket support).
+#[cfg(not(feature = "remote"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FetchTotals {
+    pub bytes_fetched: u64,
+    pub bytes_needed: u64,
+    pub requests: u64,
+    pub checkpoint_bytes: u64,
+}
+
+/// Optimizer slots and state (TF1 `…/adam_m`, `…/Adam_1`; TF2 `.OPTIMIZER_SLOT`, `optimizer/…`).
+fn is_optimizer_state(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "adam_m",
+        "adam_v",
+        "/adam",
+        "optimizer_slot",
+        "optimizer/",
+        "momentum",
+        "lamb_",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).
