@@ -161,9 +161,15 @@ fn s3_convert_inspect_map_and_verify() {
     );
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
-    c.args(["map", "s3://ckpts/runs/tied", "--json"])
-        .assert()
-        .success();
+    c.args([
+        "map",
+        "--model",
+        "discriminator",
+        "s3://ckpts/runs/tied",
+        "--json",
+    ])
+    .assert()
+    .success();
 
     // verify --checkpoint from the bucket.
     let mut c = bin();
@@ -191,7 +197,7 @@ fn s3_missing_bucket_key_and_state_file_name_what_is_missing() {
         let mut c = bin();
         s3_env(&mut c, &s3.endpoint());
         let out = c
-            .args(["--quiet", url, "-o"])
+            .args(["--model", "discriminator", "--quiet", url, "-o"])
             .arg(&out_dir)
             .output()
             .unwrap();
@@ -299,7 +305,7 @@ fn no_credentials_fails_within_seconds_naming_what_was_looked_for() {
     for url in ["s3://some-bucket/run", "gs://some-bucket/run"] {
         let t = Instant::now();
         let out = bin()
-            .args(["--quiet", url, "-o"])
+            .args(["--model", "discriminator", "--quiet", url, "-o"])
             .arg(tmp.path().join("out"))
             .output()
             .unwrap();
