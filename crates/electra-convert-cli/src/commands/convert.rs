@@ -65,6 +65,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
 
 /// A bucket named as the output: where it is built locally first.
 struct BucketOutput {
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     url: String,
     dir: tempfile::TempDir,
 }
