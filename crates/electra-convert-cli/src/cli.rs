@@ -184,6 +184,9 @@ impl Choice for SourceLayout {
             SourceLayout::Nvidia => {
                 "NVIDIA DeepLearningExamples TF2 ELECTRA (tf.train.Checkpoint, pretrain_config.json)"
             }
+            SourceLayout::HfKeras => {
+                "transformers' TF classes as saved in tf_model.h5 (Keras names, config.json beside)"
+            }
         }
     }
 }
@@ -208,7 +211,10 @@ impl Choice for OutputDtype {
 
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory.
+    /// Checkpoint: a prefix (model.ckpt-1000), its .index or .data-* file, or a directory; a zip
+    /// of one (electra_small.zip; PATH.zip#FOLDER/PREFIX picks one of several); or a HuggingFace
+    /// TF upload: tf_model.h5, tf_model.h5.index.json, a TF-format model.safetensors, or their
+    /// directory.
     pub checkpoint: PathBuf,
 
     /// Which model to export.
@@ -331,7 +337,8 @@ impl ConvertArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// A checkpoint (prefix, .index, .data-*, directory), a .safetensors file or a model directory.
+    /// A checkpoint (prefix, .index, .data-*, directory, PATH.zip[#FOLDER/PREFIX]), a .safetensors
+    /// file or a model directory.
     pub path: PathBuf,
 
     /// List optimizer slots (adam_m, adam_v) and global_step too, instead of a one-line summary.
@@ -428,8 +435,9 @@ impl ExportArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct MapArgs {
-    /// Checkpoint: a prefix, its .index or .data-* file, or a directory. A HuggingFace model
-    /// directory shows the reverse direction (what `export` writes for each of its tensors).
+    /// Checkpoint: a prefix, its .index or .data-* file, a directory or PATH.zip[#FOLDER/PREFIX].
+    /// A HuggingFace model directory shows the reverse direction (what `export` writes for each
+    /// of its tensors).
     pub checkpoint: PathBuf,
 
     /// Which model's table to apply.

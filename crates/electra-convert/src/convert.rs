@@ -19,13 +19,21 @@ use tf_checkpoint::Checkpoint;
 /// in [`ConvertedModel::verify`] and the files are kept.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
+    /// A `--atol`/`--rtol` value is negative or not finite.
     #[error("{name} must be a finite number >= 0, got {value}")]
-    BadTolerance { name: &'static str, value: f64 },
+    BadTolerance {
+        /// Which tolerance (`atol` or `rtol`).
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
 
     /// The checkpoint could not be opened or its index is unusable.
     #[error("cannot open checkpoint {}", path.display())]
     OpenCheckpoint {
+        /// The path given.
         path: PathBuf,
+        /// Why it could not be opened.
         #[source]
         source: Box<crate::source::SourceError>,
     },
@@ -33,7 +41,9 @@ pub enum ConvertError {
     /// The checkpoint holds no usable model of the requested kind.
     #[error("checkpoint {}", prefix.display())]
     Mapping {
+        /// The checkpoint prefix.
         prefix: PathBuf,
+        /// What the mapping found wrong.
         #[source]
         source: Box<MappingError>,
     },
@@ -41,16 +51,24 @@ pub enum ConvertError {
     /// `--force` would delete an input of this very run.
     #[error("output directory {} holds the {what} this run reads ({}); replacing it with --force would delete it. Choose an -o outside it (e.g. {})", output.display(), input.display(), suggestion.display())]
     OutputHoldsInput {
+        /// The output directory.
         output: PathBuf,
+        /// Which input (`checkpoint`, `vocabulary`, ...).
         what: &'static str,
+        /// That input's path.
         input: PathBuf,
+        /// An output path outside it.
         suggestion: PathBuf,
     },
 
+    /// The vocabulary has more tokens than the word embeddings have rows.
     #[error("vocabulary {} has {tokens} tokens but the model's vocab_size is {vocab_size} (rows of the word embeddings): token ids beyond {} would have no embedding; pass the vocab.txt the model was trained with (--vocab)", vocab.display(), vocab_size - 1)]
     VocabTooLarge {
+        /// The vocabulary file.
         vocab: PathBuf,
+        /// Its number of tokens.
         tokens: u64,
+        /// Rows of the word embeddings.
         vocab_size: u64,
     },
 
@@ -61,8 +79,11 @@ pub enum ConvertError {
     /// The written model could not be checked against the checkpoint (the files are kept).
     #[error("{} was written, but --verify could not run against {}", dir.display(), checkpoint.display())]
     VerifyDidNotRun {
+        /// The written model directory.
         dir: PathBuf,
+        /// The checkpoint it was compared with.
         checkpoint: PathBuf,
+        /// Why the check could not run.
         #[source]
         source: Box<VerifyError>,
     },
@@ -70,14 +91,21 @@ pub enum ConvertError {
     /// The written model could not be checked against the reference (the files are kept).
     #[error("{} ({class}) was written, but --reference could not be checked", dir.display())]
     ReferenceNotChecked {
+        /// The written model directory.
         dir: PathBuf,
+        /// Its transformers class.
         class: &'static str,
+        /// Why the check could not run.
         #[source]
         source: Box<VerifyError>,
     },
 
+    /// The `--reference` file matches neither written model (`--model both`).
     #[error("reference {} fits neither the discriminator nor the generator that were written", reference.display())]
-    ReferenceFitsNeither { reference: PathBuf },
+    ReferenceFitsNeither {
+        /// The reference file.
+        reference: PathBuf,
+    },
 
     /// Writing the output (destination checks, config, tokenizer files, tensors, commit).
     #[error(transparent)]
@@ -113,14 +141,17 @@ impl ConvertOutcome {
 /// One written model directory.
 #[derive(Debug, Serialize)]
 pub struct ConvertedModel {
+    /// Which model this is.
     pub kind: ModelKind,
     /// transformers class (config.json `architectures`).
     pub class: &'static str,
+    /// Where it was written.
     pub directory: PathBuf,
     /// Tensors in model.safetensors.
     pub tensors: usize,
     /// Size of model.safetensors in bytes.
     pub bytes: u64,
+    /// The dtype of the weights written.
     pub dtype: OutputDtype,
     /// Checkpoint variables not exported (`electra-convert map` lists them with reasons).
     pub skipped: usize,
@@ -128,6 +159,7 @@ pub struct ConvertedModel {
     pub task_heads: Vec<String>,
     /// The vocabulary shipped with the model, if any.
     pub vocab: Option<PathBuf>,
+    /// The `do_lower_case` written to tokenizer_config.json, if a vocabulary was shipped.
     pub do_lower_case: Option<bool>,
     /// The tokenizer decisions and where each came from (with a vocabulary).
     pub tokenizer: Option<TokenizerDecisions>,
@@ -139,7 +171,9 @@ pub struct ConvertedModel {
 /// One tokenizer decision: its value and what settled it.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Decision {
+    /// The setting.
     pub value: bool,
+    /// What decided it.
     pub from: DecisionSource,
 }
 
@@ -148,8 +182,11 @@ pub struct Decision {
 pub struct TokenizerDecisions {
     /// Tokens in the vocabulary.
     pub tokens: usize,
+    /// Lower-case the text before WordPiece.
     pub do_lower_case: Decision,
+    /// Strip accents after lower-casing.
     pub strip_accents: Decision,
+    /// Put spaces around CJK characters.
     pub tokenize_chinese_chars: Decision,
     /// The decisions in words, as the text summary prints them.
     pub summary: String,
@@ -251,15 +288,30 @@ pub fn convert(
             source: Box::new(source),
         })?;
     let layout = plans[0].source_layout;
-    let trainer = match options.config {
-        None => trainer::find(ckpt.side_dir(), layout)?,
+    // transformers' TF uploads carry the config.json they were saved with: it is completed and
+    // checked against the shapes the same way as a `--config` file.
+    let config_file = match (&options.config, layout) {
+        (None, mapping::SourceLayout::HfKeras) => {
+            Some(ckpt.side_dir().join("config.json")).filter(|p| p.is_file())
+        }
+        (given, _) => given.clone(),
+    };
+    let trainer = match config_file {
+        // A SavedModel's config is its keras_metadata.pb, never a params.yaml near it.
+        None => match ckpt.saved_model() {
+            Some(facts) => facts
+                .keras
+                .as_ref()
+                .map(|k| keras_settings(ckpt.side_dir(), k)),
+            None => trainer::find(ckpt.side_dir(), layout)?,
+        },
         Some(_) => None,
     };
 
     let mut warnings = Vec::new();
     let mut configs = Vec::with_capacity(plans.len());
     for plan in &plans {
-        let value = match &options.config {
+        let value = match &config_file {
             Some(path) => {
                 let (value, notes) =
                     config::from_user_file(path, plan, options.num_heads, options.dtype)?;
@@ -523,6 +575,29 @@ fn run_checks(
     Ok(reports)
 }
 
+/// A SavedModel encoder's Keras config (keras_metadata.pb) as the trainer settings config
+/// inference takes: heads and `hidden_act` (from `inner_activation`; checked when opened).
+fn keras_settings(
+    dir: &Path,
+    k: &crate::source::keras_metadata::EncoderMetadata,
+) -> trainer::TrainerConfig {
+    let tower = trainer::TowerSettings {
+        num_attention_heads: k.num_attention_heads,
+        hidden_act: k
+            .inner_activation
+            .as_deref()
+            .and_then(crate::source::keras_metadata::hidden_act)
+            .map(str::to_owned),
+        layer_norm_eps: None,
+    };
+    trainer::TrainerConfig {
+        path: dir.join("keras_metadata.pb"),
+        discriminator: tower.clone(),
+        generator: tower,
+        vocab_file: None,
+    }
+}
+
 fn load_tokenizer(
     options: &ConvertOptions,
     ckpt: &crate::source::Source,
@@ -530,10 +605,23 @@ fn load_tokenizer(
     trainer_vocab: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Tokenizer>, ConvertError> {
-    let lower = options.lower_case;
+    // A flag beats what the form records (a SavedModel's `do_lower_case`), which beats the
+    // vocabulary.
+    let recorded_lower = options
+        .lower_case
+        .is_none()
+        .then(|| ckpt.own_lower_case())
+        .flatten();
+    let lower = options.lower_case.or(recorded_lower);
     let dir = ckpt.side_dir().to_path_buf();
-    let Some(vocab) =
-        write::tokenizer::find_vocab(&dir, options.vocab.as_deref()).or(trainer_vocab)
+    let own_vocab = options
+        .vocab
+        .is_none()
+        .then(|| ckpt.own_vocab().map(Path::to_path_buf))
+        .flatten();
+    let Some(vocab) = own_vocab
+        .or_else(|| write::tokenizer::find_vocab(&dir, options.vocab.as_deref()))
+        .or(trainer_vocab)
     else {
         warnings.push(format!(
             "no vocab.txt in {} or its parent directory, so no tokenizer files were written; pass --vocab FILE to include one{}",
@@ -546,13 +634,16 @@ fn load_tokenizer(
         ));
         return Ok(None);
     };
-    let tok = Tokenizer::load(
+    let mut tok = Tokenizer::load(
         &vocab,
         TokenizerChoices {
             lower,
             strip_accents: options.strip_accents,
         },
     )?;
+    if recorded_lower.is_some() {
+        tok.casing_from = DecisionSource::SavedModel;
+    }
     let vocab_size = plans[0].dims.vocab_size;
     let n = tok.len() as u64;
     if n > vocab_size {
@@ -593,6 +684,13 @@ fn spare_inputs(
         return Ok(());
     };
     let mut inputs = vec![("checkpoint", ckpt.side_dir().to_path_buf())];
+    // A zip's side directory is a private temporary one: the archive itself is the input.
+    if let (crate::source::Form::Zip, (archive, Some(_))) = (
+        ckpt.form(),
+        crate::source::zip::split_zip_selector(ckpt.location()),
+    ) {
+        inputs.push(("checkpoint", archive));
+    }
     if let Some(reference) = &options.reference {
         inputs.push(("reference", reference.clone()));
     }

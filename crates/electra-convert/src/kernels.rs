@@ -14,14 +14,14 @@ use crate::options::OutputDtype;
 
 /// f32 → f16 exactly as torch's `.to(torch.float16)` on CPU: round to nearest even, overflow to
 /// ±inf, NaN keeps its sign and top payload bits with the quiet bit set.
-pub fn f32_to_f16_bits(x: f32) -> u16 {
+pub(crate) fn f32_to_f16_bits(x: f32) -> u16 {
     f16::from_f32(x).to_bits()
 }
 
 /// f32 → bf16 exactly as torch's `.to(torch.bfloat16)` on CPU for non-scalar tensors: round to
 /// nearest even; every NaN becomes 0xFFFF (what torch's vectorised conversion produces;
 /// `half` would keep sign and payload instead).
-pub fn f32_to_bf16_bits(x: f32) -> u16 {
+pub(crate) fn f32_to_bf16_bits(x: f32) -> u16 {
     if x.is_nan() {
         0xFFFF
     } else {
@@ -31,8 +31,11 @@ pub fn f32_to_bf16_bits(x: f32) -> u16 {
 
 /// Where converted values go: little-endian output elements of one precision.
 pub enum Target<'a> {
+    /// float32 output.
     F32(&'a mut [[u8; 4]]),
+    /// float16 output.
     F16(&'a mut [[u8; 2]]),
+    /// bfloat16 output.
     Bf16(&'a mut [[u8; 2]]),
 }
 
@@ -67,7 +70,7 @@ fn bf16_bytes(b: [u8; 4]) -> [u8; 2] {
 /// `[768, 3072]` kernel are 12 KiB apart, a multiple of 4 KiB, so every row of a tile lands in the
 /// same L1 set and a tile taller than the cache's associativity (8) evicts itself. The
 /// vectorised transpose uses the same edge (one AVX register holds a tile row).
-pub const TILE: usize = 8;
+pub(crate) const TILE: usize = 8;
 
 /// Rows `columns` of the transpose of the row-major `[rows, cols]` matrix `src` (that is, its
 /// columns), element-wise mapped: `dst[(c - columns.start) * rows + r] = f(src[r * cols + c])`,
@@ -77,7 +80,7 @@ pub const TILE: usize = 8;
 ///
 /// Panics unless `src` holds `rows * cols` elements, `columns` lies within `0..cols` and `dst`
 /// holds `columns.len() * rows` elements.
-pub fn transpose_columns_map<S: Copy, D: Copy>(
+pub(crate) fn transpose_columns_map<S: Copy, D: Copy>(
     src: &[S],
     rows: usize,
     cols: usize,
@@ -156,7 +159,12 @@ pub fn transpose_columns_portable(
 /// allows. The values' byte order does not matter: whole units move.
 ///
 /// Panics unless `src` and `dst` both hold `rows * cols` elements, or `T` is not four bytes.
-pub fn transpose_words<T: bytemuck::Pod>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+pub(crate) fn transpose_words<T: bytemuck::Pod>(
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    dst: &mut [T],
+) {
     assert_eq!(std::mem::size_of::<T>(), 4, "four-byte values");
     transpose_columns(
         bytemuck::cast_slice(src),
@@ -210,7 +218,7 @@ mod avx2 {
     const COLUMN_BLOCK: usize = 2 * TILE;
 
     /// AVX2 and F16C, detected once (the standard library caches the answer).
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
     }
 
@@ -289,7 +297,7 @@ mod avx2 {
     /// AVX2 and F16C must be available; the sizes must have been checked as in
     /// `super::check_band`.
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn transpose_columns(
+    pub(super) unsafe fn transpose_columns(
         src: &[[u8; 4]],
         rows: usize,
         cols: usize,
@@ -343,7 +351,7 @@ mod avx2 {
     /// # Safety
     /// AVX2 and F16C must be available; `dst` must hold as many elements as `src`.
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn convert(src: &[[u8; 4]], mut dst: Target<'_>) {
+    pub(super) unsafe fn convert(src: &[[u8; 4]], mut dst: Target<'_>) {
         if let Target::F32(d) = dst {
             d.copy_from_slice(src);
             return;

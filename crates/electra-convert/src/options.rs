@@ -153,13 +153,17 @@ pub enum SourceLayout {
     ModelGarden,
     /// NVIDIA DeepLearningExamples `TensorFlow2/LanguageModeling/ELECTRA`, object-based.
     Nvidia,
+    /// transformers' TF classes as saved in `tf_model.h5` (Keras names: `electra/encoder/layer_._0/...`).
+    HfKeras,
 }
 
 impl SourceLayout {
-    pub const ALL: [SourceLayout; 3] = [
+    /// Every layout, in the order `--layout` lists them.
+    pub const ALL: [SourceLayout; 4] = [
         SourceLayout::GoogleTf1,
         SourceLayout::ModelGarden,
         SourceLayout::Nvidia,
+        SourceLayout::HfKeras,
     ];
 
     /// The `--layout` value.
@@ -168,6 +172,7 @@ impl SourceLayout {
             SourceLayout::GoogleTf1 => "google-tf1",
             SourceLayout::ModelGarden => "model-garden",
             SourceLayout::Nvidia => "nvidia",
+            SourceLayout::HfKeras => "hf-keras",
         }
     }
 
@@ -177,15 +182,16 @@ impl SourceLayout {
             SourceLayout::GoogleTf1 => "Google Research TF1 ELECTRA",
             SourceLayout::ModelGarden => "Model Garden TF2 ElectraPretrainer",
             SourceLayout::Nvidia => "NVIDIA TF2 ELECTRA",
+            SourceLayout::HfKeras => "transformers TF ELECTRA (Keras names)",
         }
     }
 
     /// The config.json `hidden_act` that reproduces the producer's encoder activation.
-    pub fn default_hidden_act(self) -> &'static str {
+    pub(crate) fn default_hidden_act(self) -> &'static str {
         match self {
             // tf_utils.get_activation("gelu") is the tanh approximation in Model Garden.
             SourceLayout::ModelGarden => "gelu_new",
-            SourceLayout::GoogleTf1 | SourceLayout::Nvidia => "gelu",
+            SourceLayout::GoogleTf1 | SourceLayout::Nvidia | SourceLayout::HfKeras => "gelu",
         }
     }
 }
@@ -193,7 +199,9 @@ impl SourceLayout {
 /// Element-wise tolerance: `|a - b| <= atol + rtol * |b|` (numpy `allclose`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Tolerance {
+    /// Absolute tolerance.
     pub atol: f64,
+    /// Relative tolerance.
     pub rtol: f64,
 }
 

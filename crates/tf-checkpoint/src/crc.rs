@@ -7,12 +7,12 @@
 const MASK_DELTA: u32 = 0xa282_ead8;
 
 /// Plain CRC32C (Castagnoli) of `data`.
-pub fn crc32c(data: &[u8]) -> u32 {
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
 }
 
 /// Continue a running CRC32C with more bytes.
-pub fn extend(crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn extend(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
@@ -22,7 +22,7 @@ pub fn mask(crc: u32) -> u32 {
 }
 
 /// Undo [`mask`].
-pub fn unmask(masked: u32) -> u32 {
+pub(crate) fn unmask(masked: u32) -> u32 {
     masked.wrapping_sub(MASK_DELTA).rotate_left(15)
 }
 

@@ -6,21 +6,37 @@ use std::fmt;
 /// float8, resource, variant, ...) so it can still be listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// `DT_FLOAT`: 32-bit IEEE float.
     Float32,
+    /// `DT_DOUBLE`: 64-bit IEEE float.
     Float64,
+    /// `DT_HALF`: 16-bit IEEE float.
     Float16,
+    /// `DT_BFLOAT16`: bfloat16 (the top half of an f32).
     BFloat16,
+    /// `DT_INT8`.
     Int8,
+    /// `DT_INT16`.
     Int16,
+    /// `DT_INT32`.
     Int32,
+    /// `DT_INT64`.
     Int64,
+    /// `DT_UINT8`.
     UInt8,
+    /// `DT_UINT16`.
     UInt16,
+    /// `DT_UINT32`.
     UInt32,
+    /// `DT_UINT64`.
     UInt64,
+    /// `DT_BOOL`: one byte per value.
     Bool,
+    /// `DT_STRING`: variable-length byte strings.
     String,
+    /// `DT_COMPLEX64`: two f32 per value.
     Complex64,
+    /// `DT_COMPLEX128`: two f64 per value.
     Complex128,
     /// Any other `DataType` enum value: listed, but reading it is an error.
     Other(i32),

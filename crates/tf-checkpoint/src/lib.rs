@@ -1,11 +1,5 @@
-//! Pure-Rust reader of TensorFlow V2 checkpoints (tensor bundles): a `.index` table plus
-//! `.data-SSSSS-of-NNNNN` shards. See `docs/format.md` for the format and what is checked.
-//!
-//! [`Checkpoint::open`] resolves the path, reads and validates the whole index (every block
-//! CRC, every entry's proto, shape, dtype × size, shard range, the slices of partitioned
-//! variables) and confirms each referenced shard exists and is long enough. Nothing is
-//! allocated from an unchecked header value. Tensor data is read lazily: the first read from a
-//! shard memory-maps it, and every tensor's CRC is verified on each read.
+//! Pure-Rust reader and writer of TensorFlow V2 checkpoints (tensor bundles).
+#![doc = include_str!("../README.md")]
 
 mod buffer;
 mod crc;
@@ -31,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use buffer::zeroed_f32;
-pub use crc::{mask as crc_mask, unmask as crc_unmask};
+pub use crc::mask as crc_mask;
 pub use dtype::DType;
 pub use error::CheckpointError;
 pub use object_graph::{ObjectGraph, ObjectGraphError};
@@ -52,6 +46,7 @@ const CONSUMER_VERSION: i32 = 1;
 pub struct TensorInfo {
     /// The variable name (index key; non-UTF-8 bytes shown lossily).
     pub name: String,
+    /// The element type.
     pub dtype: DType,
     /// Full shape (for partitioned variables, the assembled shape). Empty for scalars.
     pub shape: Vec<u64>,

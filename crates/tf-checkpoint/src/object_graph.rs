@@ -22,6 +22,7 @@ pub const SLOT_MARKER: &str = "/.OPTIMIZER_SLOT/";
 /// `TrackableObjectGraph.TrackableObject.ObjectReference`: an edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Child {
+    /// Index of the node the edge points to.
     pub node: usize,
     /// The raw (unescaped) local name.
     pub name: String,
@@ -34,22 +35,29 @@ pub struct Attribute {
     pub name: String,
     /// The Keras variable name (not unique; informative only).
     pub full_name: String,
+    /// The index key under which the value is stored in the bundle.
     pub checkpoint_key: String,
 }
 
 /// `TrackableObjectGraph.TrackableObject.SlotVariableReference`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotVariable {
+    /// Node of the variable the slot belongs to.
     pub original: usize,
+    /// The optimizer's slot name (`m`, `v`, ...).
     pub slot_name: String,
+    /// Node of the slot variable itself.
     pub slot: usize,
 }
 
 /// One trackable object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Node {
+    /// Outgoing edges, in stored order.
     pub children: Vec<Child>,
+    /// Serialized tensors of this object (a variable has one, `VARIABLE_VALUE`).
     pub attributes: Vec<Attribute>,
+    /// Optimizer slot variables recorded on this object.
     pub slot_variables: Vec<SlotVariable>,
 }
 
@@ -74,16 +82,32 @@ impl Node {
 /// Why the graph could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectGraphError {
+    /// The protobuf bytes are malformed.
     #[error("{0}")]
     Proto(#[from] ProtoError),
+    /// The graph has no nodes at all.
     #[error("the object graph has no nodes (node 0 is the root)")]
     Empty,
+    /// An edge or slot reference points past the last node.
     #[error("node {from} refers to node {to}, but the graph has only {count} nodes")]
-    DanglingReference { from: usize, to: u64, count: usize },
+    DanglingReference {
+        /// The node holding the reference.
+        from: usize,
+        /// The referenced node id as stored.
+        to: u64,
+        /// Number of nodes in the graph.
+        count: usize,
+    },
+    /// A node has two children with the same name.
     #[error(
         "node {node} has two edges named {name:?}; object paths through it would be ambiguous"
     )]
-    DuplicateEdge { node: usize, name: String },
+    DuplicateEdge {
+        /// The node with the duplicate.
+        node: usize,
+        /// The repeated edge name.
+        name: String,
+    },
 }
 
 /// A decoded `TrackableObjectGraph`; node 0 is the root.
@@ -269,6 +293,7 @@ impl ObjectGraph {
         &self.nodes
     }
 
+    /// The node with index `id`, if there is one.
     pub fn node(&self, id: usize) -> Option<&Node> {
         self.nodes.get(id)
     }

@@ -13,68 +13,89 @@ use super::varint::{fixed32, fixed64, read_varint64, write_varint64};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at byte {offset} of the {context})")]
 pub struct ProtoError {
+    /// Which message was being decoded.
     pub context: &'static str,
+    /// Byte offset inside that message.
     pub offset: usize,
+    /// What was wrong.
     pub message: String,
 }
 
 /// `BundleHeaderProto.Endianness`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Endianness {
+    /// Little-endian tensor data (the default, and what TF writes on x86 and ARM).
     #[default]
     Little,
+    /// Big-endian tensor data.
     Big,
 }
 
 /// `VersionDef`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VersionDef {
+    /// Format version of the writer.
     pub producer: i32,
+    /// Oldest reader version that can read the data.
     pub min_consumer: i32,
+    /// Reader versions that must refuse the data.
     pub bad_consumers: Vec<i32>,
 }
 
 /// `BundleHeaderProto`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BundleHeader {
+    /// Number of `.data-*` shards.
     pub num_shards: i32,
+    /// Byte order of the tensor data.
     pub endianness: Endianness,
     /// Raw enum value (0 little, 1 big); anything else is rejected by validation.
     pub endianness_raw: i32,
+    /// Versions of the bundle format.
     pub version: VersionDef,
 }
 
 /// `TensorSliceProto.Extent`: `length: None` means the whole dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Extent {
+    /// First index taken in this dimension.
     pub start: i64,
+    /// Number of indices taken; `None` for the whole dimension.
     pub length: Option<i64>,
 }
 
 /// `TensorSliceProto`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TensorSlice {
+    /// One extent per dimension.
     pub extents: Vec<Extent>,
 }
 
 /// `TensorShapeProto` (dim names are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TensorShape {
+    /// Dimension sizes, outermost first (-1 for an unknown size).
     pub dims: Vec<i64>,
+    /// Set when even the rank is unknown.
     pub unknown_rank: bool,
 }
 
 /// `BundleEntryProto`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BundleEntry {
+    /// The raw `DataType` enum value (see [`crate::DType::from_proto`]).
     pub dtype: i32,
     /// A missing shape means a scalar.
     pub shape: TensorShape,
+    /// Which `.data-*` shard holds the bytes.
     pub shard_id: i32,
+    /// Byte offset of the tensor in its shard.
     pub offset: i64,
+    /// Number of bytes stored.
     pub size: i64,
     /// Masked CRC32C as stored.
     pub crc32c: u32,
+    /// For a partitioned variable, the slices stored under their own keys.
     pub slices: Vec<TensorSlice>,
 }
 
@@ -327,7 +348,7 @@ fn i64_wire(v: i64) -> u64 {
 }
 
 /// Serialize a `VersionDef` (bad_consumers packed, as proto3 does).
-pub fn encode_version(v: &VersionDef) -> Vec<u8> {
+pub(crate) fn encode_version(v: &VersionDef) -> Vec<u8> {
     let mut out = Vec::new();
     if v.producer != 0 {
         put_varint_field(&mut out, 1, i64_wire(v.producer.into()));
@@ -378,7 +399,7 @@ pub fn tf_header() -> BundleHeader {
 }
 
 /// Serialize a `TensorShapeProto` (a zero-size dim is an empty `Dim`, as TF writes it).
-pub fn encode_shape(dims: &[i64]) -> Vec<u8> {
+pub(crate) fn encode_shape(dims: &[i64]) -> Vec<u8> {
     let mut out = Vec::new();
     for &d in dims {
         let mut dim = Vec::new();
@@ -391,7 +412,7 @@ pub fn encode_shape(dims: &[i64]) -> Vec<u8> {
 }
 
 /// Serialize a `TensorSliceProto`: a full extent is an empty `Extent`, start 0 is omitted.
-pub fn encode_slice(slice: &TensorSlice) -> Vec<u8> {
+pub(crate) fn encode_slice(slice: &TensorSlice) -> Vec<u8> {
     let mut out = Vec::new();
     for e in &slice.extents {
         let mut ext = Vec::new();

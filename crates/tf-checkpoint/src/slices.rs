@@ -96,7 +96,7 @@ pub fn slice_region(slice: &TensorSlice, full_shape: &[u64]) -> Result<Region, S
 }
 
 /// Require the regions to be pairwise disjoint and to cover the whole tensor exactly.
-pub fn check_coverage(regions: &[Region], full_shape: &[u64]) -> Result<(), String> {
+pub(crate) fn check_coverage(regions: &[Region], full_shape: &[u64]) -> Result<(), String> {
     let volume = |r: &Region| r.iter().map(|&(_, l)| u128::from(l)).product::<u128>();
     let total: u128 = full_shape.iter().map(|&d| u128::from(d)).product();
     for (i, a) in regions.iter().enumerate() {
@@ -121,7 +121,13 @@ pub fn check_coverage(regions: &[Region], full_shape: &[u64]) -> Result<(), Stri
 
 /// Copy a slice's row-major bytes into the full tensor buffer.
 /// The caller has checked the region against `full_shape` and `src.len()` against its volume.
-pub fn copy_region(dst: &mut [u8], full_shape: &[u64], region: &Region, src: &[u8], elem: usize) {
+pub(crate) fn copy_region(
+    dst: &mut [u8],
+    full_shape: &[u64],
+    region: &Region,
+    src: &[u8],
+    elem: usize,
+) {
     let rank = full_shape.len();
     if rank == 0 {
         dst[..elem].copy_from_slice(&src[..elem]);

@@ -7,7 +7,7 @@
 //! output size, and requires keys to be strictly increasing across the whole table. It never
 //! panics and allocates at most a small multiple of the input length.
 //!
-//! [`TableBuilder`] is the other direction: it writes a table exactly as TensorFlow's
+//! The crate-internal `TableBuilder` is the other direction: it writes a table exactly as TensorFlow's
 //! `TableBuilder` does for a bundle index (uncompressed, the same flush rule, the same shortest
 //! separators and short successor, restart interval 1 in the index block, an empty metaindex),
 //! so that the same entries give the same bytes.
@@ -20,7 +20,7 @@ use super::varint::{fixed32, fixed64, read_varint32, read_varint64, write_varint
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
 /// Magic number at the end of the footer.
-pub const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
+pub(crate) const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 /// Type byte + masked CRC.
 pub const TRAILER_LEN: usize = 5;
 
@@ -32,36 +32,81 @@ const SNAPPY_MAX_RATIO: usize = 22;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {
     #[error("the file is {len} bytes long, shorter than the 48-byte table footer")]
-    TooShort { len: usize },
+    /// The file cannot even hold the footer.
+    TooShort {
+        /// The file's length in bytes.
+        len: usize,
+    },
     #[error("bad magic number {found:#018x} in the footer (expected {TABLE_MAGIC:#018x}): not a TF V2 .index file")]
-    BadMagic { found: u64 },
+    /// The footer's magic number is not the LevelDB table magic.
+    BadMagic {
+        /// The magic number found.
+        found: u64,
+    },
     #[error("{what} handle at byte {at} is unreadable: {reason}")]
+    /// A block handle (in the footer or the index block) cannot be decoded.
     BadHandle {
+        /// Which handle (`metaindex`, `index`, `data`).
         what: &'static str,
+        /// Byte offset of the handle.
         at: usize,
+        /// What was wrong with it.
         reason: String,
     },
     #[error("{what} block at byte {offset} (size {size}) runs past the end of the file ({file_len} bytes, trailer included)")]
+    /// A block handle points past the end of the file.
     BlockOutOfRange {
+        /// Which block (`metaindex`, `index`, `data`).
         what: &'static str,
+        /// The block's offset as stored.
         offset: u64,
+        /// The block's size as stored (trailer excluded).
         size: u64,
+        /// The file's length in bytes.
         file_len: usize,
     },
     #[error("block at byte {offset}: checksum mismatch (stored crc32c {stored:#010x}, computed {computed:#010x}); the file is corrupt")]
+    /// A block's CRC does not match its trailer.
     BlockChecksum {
+        /// Byte offset of the block.
         offset: u64,
+        /// The CRC32C in the trailer (unmasked).
         stored: u32,
+        /// The CRC32C of the bytes read.
         computed: u32,
     },
     #[error("block at byte {offset}: unknown compression type {block_type} (only 0 = none and 1 = Snappy exist)")]
-    BadBlockType { offset: u64, block_type: u8 },
+    /// The trailer names a compression type other than none or Snappy.
+    BadBlockType {
+        /// Byte offset of the block.
+        offset: u64,
+        /// The type byte found.
+        block_type: u8,
+    },
     #[error("block at byte {offset}: Snappy data is invalid: {reason}")]
-    Snappy { offset: u64, reason: String },
+    /// A Snappy-compressed block does not decompress.
+    Snappy {
+        /// Byte offset of the block.
+        offset: u64,
+        /// The decoder's complaint.
+        reason: String,
+    },
     #[error("block at byte {offset}: {reason}")]
-    BadBlock { offset: u64, reason: String },
+    /// A block's entries or restart array are malformed.
+    BadBlock {
+        /// Byte offset of the block.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
     #[error("block at byte {offset}: key {key:?} is not greater than the key before it (keys must be strictly increasing)")]
-    KeyOrder { offset: u64, key: String },
+    /// Keys are not strictly increasing.
+    KeyOrder {
+        /// Byte offset of the block holding the key.
+        offset: u64,
+        /// The out-of-order key (shown lossily).
+        key: String,
+    },
 }
 
 /// A raw `(key, value)` pair of a block.
@@ -70,7 +115,9 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// A decoded key/value pair from a data block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableEntry {
+    /// The full key (prefix compression undone).
     pub key: Vec<u8>,
+    /// The value bytes.
     pub value: Vec<u8>,
     /// File offset of the block the entry came from (for error messages).
     pub block_offset: u64,
@@ -79,7 +126,9 @@ pub struct TableEntry {
 /// A block location inside the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockHandle {
+    /// Byte offset of the block in the file.
     pub offset: u64,
+    /// Length of the block, without its 5-byte trailer.
     pub size: u64,
 }
 
@@ -95,7 +144,9 @@ impl BlockHandle {
 /// The two handles of the footer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footer {
+    /// The metaindex block (empty in TF bundles).
     pub metaindex: BlockHandle,
+    /// The index block, which points at the data blocks.
     pub index: BlockHandle,
 }
 
@@ -315,9 +366,9 @@ pub fn parse_table(file: &[u8]) -> Result<Vec<TableEntry>, TableError> {
 }
 
 /// TF's `table::Options` defaults that a bundle index uses.
-pub const TF_BLOCK_SIZE: usize = 262_144;
+pub(crate) const TF_BLOCK_SIZE: usize = 262_144;
 /// Restart interval of data blocks (index blocks use 1).
-pub const TF_RESTART_INTERVAL: usize = 16;
+pub(crate) const TF_RESTART_INTERVAL: usize = 16;
 
 /// How a [`TableBuilder`] cuts blocks. [`TableOptions::default`] is what TensorFlow uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,7 +456,7 @@ impl BlockBuilder {
 }
 
 /// Bytewise `FindShortestSeparator`: a short key `k` with `start <= k < limit`.
-pub fn shortest_separator(start: &mut Vec<u8>, limit: &[u8]) {
+pub(crate) fn shortest_separator(start: &mut Vec<u8>, limit: &[u8]) {
     let min_len = start.len().min(limit.len());
     let diff = start.iter().zip(limit).take_while(|(a, b)| a == b).count();
     if diff >= min_len {
@@ -420,7 +471,7 @@ pub fn shortest_separator(start: &mut Vec<u8>, limit: &[u8]) {
 }
 
 /// Bytewise `FindShortSuccessor`: a short key `>= key`.
-pub fn short_successor(key: &mut Vec<u8>) {
+pub(crate) fn short_successor(key: &mut Vec<u8>) {
     if let Some(i) = key.iter().position(|&b| b != 0xff) {
         key[i] += 1;
         key.truncate(i + 1);
@@ -442,6 +493,7 @@ pub struct TableBuilder<W: Write> {
 }
 
 impl<W: Write> TableBuilder<W> {
+    /// A builder writing a table to `out`.
     pub fn new(out: W, options: TableOptions) -> Self {
         TableBuilder {
             out,

@@ -23,7 +23,9 @@ const PIECE: usize = 256 * 1024;
 /// match), or the caller's sink failed.
 #[derive(Debug)]
 pub enum ChunkError<E> {
+    /// Reading or checking the tensor failed.
     Read(CheckpointError),
+    /// The caller's sink returned this error.
     Sink(E),
 }
 

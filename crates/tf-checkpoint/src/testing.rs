@@ -9,7 +9,7 @@ use super::sstable::TABLE_MAGIC;
 use super::varint::write_varint64;
 
 /// Serialize a `BundleHeaderProto` (version producer 1).
-pub fn header_proto(num_shards: i32, big_endian: bool) -> Vec<u8> {
+pub(crate) fn header_proto(num_shards: i32, big_endian: bool) -> Vec<u8> {
     let mut header = proto::tf_header();
     header.num_shards = num_shards;
     if big_endian {
@@ -31,13 +31,19 @@ pub fn slice_proto(slice: &TensorSlice) -> Vec<u8> {
 /// Fields of a `BundleEntryProto` to serialize.
 #[derive(Debug, Clone, Default)]
 pub struct EntrySpec {
+    /// Raw `DataType` value.
     pub dtype: i32,
+    /// Dimension sizes.
     pub shape: Vec<i64>,
+    /// Shard number.
     pub shard_id: i32,
+    /// Byte offset in the shard.
     pub offset: i64,
+    /// Byte length in the shard.
     pub size: i64,
     /// Masked CRC.
     pub crc32c: u32,
+    /// Slices of a partitioned variable.
     pub slices: Vec<TensorSlice>,
 }
 
@@ -141,8 +147,11 @@ pub fn build_index(entries: &[(Vec<u8>, Vec<u8>)], per_block: usize) -> Vec<u8> 
 /// A tensor to put into a single-shard bundle.
 #[derive(Debug, Clone)]
 pub struct TensorSpec {
+    /// The index key.
     pub name: Vec<u8>,
+    /// Raw `DataType` value.
     pub dtype: i32,
+    /// Dimension sizes.
     pub shape: Vec<i64>,
     /// Exactly the bytes written to the data file.
     pub data: Vec<u8>,

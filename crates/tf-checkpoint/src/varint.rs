@@ -58,7 +58,7 @@ pub fn read_varint32(buf: &[u8], pos: &mut usize) -> Result<u32, VarintError> {
 }
 
 /// Append `value` as a varint64 (used by tests and the test-only writer).
-pub fn write_varint64(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn write_varint64(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -67,13 +67,13 @@ pub fn write_varint64(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Little-endian u32 at `pos`, or `None` if it would run past the end.
-pub fn fixed32(buf: &[u8], pos: usize) -> Option<u32> {
+pub(crate) fn fixed32(buf: &[u8], pos: usize) -> Option<u32> {
     let bytes = buf.get(pos..pos.checked_add(4)?)?;
     Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Little-endian u64 at `pos`, or `None` if it would run past the end.
-pub fn fixed64(buf: &[u8], pos: usize) -> Option<u64> {
+pub(crate) fn fixed64(buf: &[u8], pos: usize) -> Option<u64> {
     let bytes = buf.get(pos..pos.checked_add(8)?)?;
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }

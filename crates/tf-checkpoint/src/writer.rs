@@ -2,7 +2,7 @@
 //! `BundleWriter` writes them: tensors are appended to one data shard in the order they are
 //! added (densely packed, little-endian), each entry records offset, size and the masked CRC32C
 //! of its bytes, and [`BundleWriter::finish`] writes the `.index` table (header entry under the
-//! empty key, then the entries in bytewise key order) with [`TableBuilder`].
+//! empty key, then the entries in bytewise key order) with the crate's SSTable builder.
 //!
 //! Tensor bytes are streamed: [`BundleWriter::begin`] returns a [`TensorWriter`] that takes the
 //! data in pieces of any size and checksums them as they pass, so memory stays at one piece
@@ -21,26 +21,57 @@ use super::{crc, DType, MAX_DIMS};
 /// Why a tensor could not be added, or the bundle not finished.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleWriteError {
+    /// Writing the data or index file failed.
     #[error("writing the checkpoint: {0}")]
     Io(#[from] std::io::Error),
+    /// A tensor name was added before.
     #[error("tensor {name:?} is added twice; checkpoint keys are unique")]
-    Duplicate { name: String },
+    Duplicate {
+        /// The repeated name.
+        name: String,
+    },
+    /// The empty name is the header's key.
     #[error("tensor {name:?} has an empty name; the empty key is reserved for the bundle header")]
-    EmptyName { name: String },
+    EmptyName {
+        /// The (empty) name.
+        name: String,
+    },
+    /// The shape is unusable: too many dimensions, too large, or not matching the strings given.
     #[error("tensor {name:?}: {reason}")]
-    BadShape { name: String, reason: String },
+    BadShape {
+        /// The tensor's name.
+        name: String,
+        /// What is wrong with the shape.
+        reason: String,
+    },
+    /// A numeric writer was used for a dtype without a fixed element size.
     #[error("tensor {name:?} has dtype {dtype}, which is written with add_strings or not at all")]
-    NotNumeric { name: String, dtype: String },
+    NotNumeric {
+        /// The tensor's name.
+        name: String,
+        /// The dtype's TF name.
+        dtype: String,
+    },
+    /// The bytes written do not match dtype × shape.
     #[error("tensor {name:?}: {got} bytes were written but {dtype} {shape:?} needs {expected}")]
     SizeMismatch {
+        /// The tensor's name.
         name: String,
+        /// The dtype's TF name.
         dtype: String,
+        /// The declared shape.
         shape: Vec<u64>,
+        /// Bytes the shape needs.
         expected: u64,
+        /// Bytes actually written.
         got: u64,
     },
+    /// A [`TensorWriter`] was dropped before it finished, so the data file has a hole.
     #[error("an earlier tensor ({name:?}) was abandoned half-written; the data file is unusable")]
-    Abandoned { name: String },
+    Abandoned {
+        /// The abandoned tensor's name.
+        name: String,
+    },
 }
 
 /// Appends tensors to a data shard and writes the matching index at the end.
@@ -80,7 +111,7 @@ impl<D: Write> BundleWriter<D> {
     }
 
     /// Like [`new`](Self::new) with other block options (tests use small blocks).
-    pub fn with_options(data: D, options: TableOptions) -> Self {
+    pub(crate) fn with_options(data: D, options: TableOptions) -> Self {
         BundleWriter {
             data,
             offset: 0,
@@ -100,6 +131,7 @@ impl<D: Write> BundleWriter<D> {
         self.entries.len()
     }
 
+    /// Whether no tensor has been added yet.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -14,7 +14,11 @@ use crate::cli::InspectArgs;
 use tf_checkpoint::TensorInfo;
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let out = match safetensors_target(&args.path)? {
+    let target = match electra_convert::source::is_tf_weights(&args.path) {
+        true => None,
+        false => safetensors_target(&args.path)?,
+    };
+    let out = match target {
         Some(target) => inspect_safetensors(&target, args)?,
         None => match model_subdirs(&args.path)? {
             Some(targets) => inspect_models(&args.path, &targets, args)?,
@@ -91,38 +95,16 @@ fn safetensors_target(path: &Path) -> anyhow::Result<Option<SafetensorsTarget>> 
         return Ok(None);
     }
     let config = Some(path.join("config.json")).filter(|c| c.is_file());
-    let single = path.join("model.safetensors");
-    if single.is_file() {
-        return Ok(Some(SafetensorsTarget {
-            shown: path.to_path_buf(),
-            files: vec![single],
-            config,
-        }));
-    }
-    let index = path.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index)
-            .with_context(|| format!("cannot read {}", index.display()))?;
-        let parsed: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON; re-save the model", index.display()))?;
-        let map = parsed
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .with_context(|| format!("{} has no weight_map object", index.display()))?;
-        let mut files: Vec<PathBuf> = map
-            .values()
-            .filter_map(Value::as_str)
-            .map(|f| path.join(f))
-            .collect();
-        files.sort();
-        files.dedup();
-        return Ok(Some(SafetensorsTarget {
+    // The same listing verify and export use: shard names that leave the directory are refused.
+    match electra_convert::verify::listed_weight_files(path) {
+        Ok(Some(files)) => Ok(Some(SafetensorsTarget {
             shown: path.to_path_buf(),
             files,
             config,
-        }));
+        })),
+        Ok(None) => Ok(None),
+        Err((index, error)) => Err(anyhow::anyhow!("{}: {error}", index.display())),
     }
-    Ok(None)
 }
 
 /// `1536` → `1.5 KiB`.
@@ -186,6 +168,8 @@ fn slot_kind(name: &str) -> Option<&'static str> {
     }
 }
 
+use electra_convert::mapping::tf2_encoder::layout_title;
+
 fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String> {
     let ckpt = electra_convert::source::open(path)?;
     let bytes_of = |t: &TensorInfo| {
@@ -212,6 +196,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
     let graph = ckpt.object_graph()?;
     let vars = electra_convert::convert::source_vars(&ckpt);
     let layout = electra_convert::mapping::detect_layout(&vars, graph.as_ref());
+    let form = form_text(&ckpt);
 
     if args.json {
         let tensors: Vec<Value> = shown
@@ -222,11 +207,12 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             })
             .collect();
         let layout = match &layout {
-            Ok(l) => json!({"id": l.as_str(), "name": l.title()}),
+            Ok(l) => json!({"id": l.as_str(), "name": layout_title(*l, graph.as_ref())}),
             Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
         };
         let doc = json!({
             "checkpoint": ckpt.location(),
+            "form": {"id": ckpt.form(), "name": ckpt.form().title(), "location": ckpt.location()},
             "layout": layout,
             "tensors": tensors,
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
@@ -255,8 +241,9 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ckpt.num_shards(),
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
+    out.push_str(&format!("form: {form}\n"));
     match &layout {
-        Ok(l) => out.push_str(&format!("layout: {}\n\n", l.title())),
+        Ok(l) => out.push_str(&format!("layout: {}\n\n", layout_title(*l, graph.as_ref()))),
         Err(e) => out.push_str(&format!(
             "layout: not one electra-convert converts ({e})\n\n"
         )),
@@ -280,6 +267,18 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         ));
     }
     Ok(out)
+}
+
+/// The form line: its title, and for an archive which checkpoint inside which file.
+fn form_text(ckpt: &electra_convert::source::Source) -> String {
+    use electra_convert::source::{zip, Form};
+    let title = ckpt.form().title();
+    match (ckpt.form(), zip::split_zip_selector(ckpt.location())) {
+        (Form::Zip, (archive, Some(inner))) => {
+            format!("{title} ({inner} inside {})", archive.display())
+        }
+        _ => title.to_string(),
+    }
 }
 
 /// One tensor of a safetensors file, as listed.

@@ -10,7 +10,9 @@ use electra_convert::mapping::{self, Plan, SkipCategory, SourceLayout};
 use electra_convert::options::ModelKind;
 
 pub fn run(args: &MapArgs) -> anyhow::Result<()> {
-    if args.checkpoint.join("config.json").is_file() {
+    if args.checkpoint.join("config.json").is_file()
+        && !electra_convert::source::is_tf_weights(&args.checkpoint)
+    {
         return run_reverse(args);
     }
     let ckpt = electra_convert::source::open(&args.checkpoint)
@@ -23,7 +25,8 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     if args.json {
         let out = json!({
             "checkpoint": ckpt.location(),
-            "layout": {"id": layout.as_str(), "name": layout.title()},
+            "form": ckpt.form(),
+            "layout": {"id": layout.as_str(), "name": electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())},
             "model": args.model,
             "models": plans,
         });
@@ -31,7 +34,12 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     } else {
         let mut out = String::new();
         let _ = writeln!(out, "checkpoint {}", ckpt.prefix().display());
-        let _ = writeln!(out, "layout: {}", layout.title());
+        let _ = writeln!(out, "form: {}", ckpt.form().title());
+        let _ = writeln!(
+            out,
+            "layout: {}",
+            electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())
+        );
         for plan in &plans {
             out.push('\n');
             out.push_str(&render_text(plan));

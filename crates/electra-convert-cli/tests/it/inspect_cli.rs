@@ -272,3 +272,27 @@ fn closed_stdout_ends_quietly_without_a_panic() {
     assert!(stderr.is_empty(), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+/// Regression: `inspect` read `model.safetensors.index.json` itself and followed shard names
+/// that leave the directory, which `verify` and `export` refuse. It now uses the same listing.
+#[test]
+fn a_shard_index_naming_a_file_outside_the_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    std::fs::create_dir(&dir).unwrap();
+    // A real weight file next to the directory, which the index tries to reach with `..`.
+    std::fs::copy(
+        fixtures().join("electra/released/expected/encoder/model.safetensors"),
+        tmp.path().join("outside.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        r#"{"metadata": {}, "weight_map": {"embeddings.word_embeddings.weight": "../outside.safetensors"}}"#,
+    )
+    .unwrap();
+    inspect(&[dir.as_os_str()])
+        .code(1)
+        .stderr(predicate::str::contains("leaves the directory"))
+        .stdout(predicate::str::is_empty());
+}

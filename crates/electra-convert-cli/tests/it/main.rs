@@ -12,10 +12,12 @@ mod disk_support;
 mod errors_catalogue;
 mod export_cli;
 mod export_tf;
+mod h5_forms;
 mod hf_directory;
 mod hostile_cli;
 mod inspect_cli;
 mod map_cli;
+mod mg_forms;
 mod model_card;
 mod remote;
 mod tf2_fixtures;
@@ -26,6 +28,7 @@ mod verify_reference;
 #[path = "../../../electra-convert/tests/it/verify_support.rs"]
 mod verify_support;
 mod verify_text;
+mod zip_forms;
 
 /// The repository root (fixtures/, docs/), two levels above this crate.
 pub fn repo_root() -> std::path::PathBuf {

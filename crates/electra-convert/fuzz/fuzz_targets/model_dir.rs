@@ -27,11 +27,11 @@ use electra_convert::verify::{read_text_file, verify_against_reference, Toleranc
 use libfuzzer_sys::fuzz_target;
 
 const CONFIG: &[u8] =
-    include_bytes!("../../fixtures/electra/released/expected/encoder/config.json");
+    include_bytes!("../../../../fixtures/electra/released/expected/encoder/config.json");
 const REFERENCE: &[u8] =
-    include_bytes!("../../fixtures/electra/released/expected/encoder/reference.safetensors");
+    include_bytes!("../../../../fixtures/electra/released/expected/encoder/reference.safetensors");
 const MODEL: &[u8] =
-    include_bytes!("../../fixtures/electra/released/expected/encoder/model.safetensors");
+    include_bytes!("../../../../fixtures/electra/released/expected/encoder/model.safetensors");
 const MAX_DATA: u64 = 8 << 20;
 
 struct Dir {

@@ -1,6 +1,6 @@
-"""Write the seed inputs of the `reference` fuzz target into fuzz/seeds/reference/.
+"""Write the seed inputs of the `reference` fuzz target into crates/electra-convert/fuzz/seeds/reference/.
 
-Run from the repository root: .venv/bin/python fuzz/seeds/make_reference_seeds.py
+Run from the repository root: .venv/bin/python crates/electra-convert/fuzz/seeds/make_reference_seeds.py
 Every seed starts with the target's mode byte (0 npy, 1 npz, 2 zip members, 3 reference bytes).
 The fixture references are copied as they are (the smallest ones: the discriminator's); the
 rest are crafted here, small, to cover what the fixtures do not (npy 2.0/3.0 headers, int32,
@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 from safetensors.numpy import save
 
-OUT = "fuzz/seeds/reference"
+OUT = "crates/electra-convert/fuzz/seeds/reference"
 FIX = "fixtures/electra/released/expected"
 
 
@@ -92,7 +92,7 @@ put("tiny-f64-no-mask.safetensors", 3, save({"input_ids": ids,
                                               "last_hidden_state": hidden.astype(np.float64)}))
 put("no-outputs.safetensors", 3, save({"input_ids": ids}))
 
-# Regression (see fuzz/README.md): a safetensors file whose header length starts with "PK".
+# Regression (see crates/electra-convert/fuzz/README.md): a safetensors file whose header length starts with "PK".
 pk = save({"input_ids": np.array([[3]], dtype=np.int64),
            "logits": np.array([[0.25]], dtype=np.float32)})
 n = struct.unpack("<Q", pk[:8])[0]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seeds of the `vocab` fuzz target, from the tokenizer fixtures (run from fuzz/; any Python 3).
+"""Seeds of the `vocab` fuzz target, from the tokenizer fixtures (run from crates/electra-convert/fuzz/; any Python 3).
 
 mode 0: [0][flags][u16 LE n][vocab.txt][text]; mode 1: [1][u16 LE n][vocab.txt][tokenizer_config.json].
 """
@@ -8,7 +8,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOK = os.path.join(HERE, "..", "..", "fixtures", "hfdir", "tokenizer")
+TOK = os.path.join(HERE, "..", "..", "..", "..", "fixtures", "hfdir", "tokenizer")
 OUT = os.path.join(HERE, "vocab")
 
 texts = json.load(open(os.path.join(TOK, "texts.json"), encoding="utf-8"))

@@ -15,7 +15,9 @@ use crate::verify::Tolerance;
 /// Manifest file syntax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestFormat {
+    /// A `.toml` manifest.
     Toml,
+    /// A `.json` manifest.
     Json,
 }
 
@@ -40,7 +42,9 @@ impl Job {
 /// A parsed and validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The manifest file (relative paths in it are resolved against its directory).
     pub path: PathBuf,
+    /// The jobs, in manifest order.
     pub jobs: Vec<Job>,
 }
 

@@ -11,11 +11,15 @@ use super::{BatchError, JobRecord, JobStatus, Shard, Tally};
 /// What a report describes besides the records.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
+    /// The manifest the jobs came from.
     pub manifest: PathBuf,
+    /// The shard run (`--shard I/N`), if any.
     pub shard: Option<Shard>,
     /// Jobs in the whole manifest (this shard may hold fewer).
     pub manifest_jobs: usize,
+    /// Number of jobs run at once.
     pub workers: usize,
+    /// Wall time of the whole run.
     pub seconds: f64,
 }
 

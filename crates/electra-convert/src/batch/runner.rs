@@ -19,10 +19,12 @@ use crate::verify::ParityReport;
 pub struct Shard {
     /// 1-based.
     pub index: usize,
+    /// Number of shards (N).
     pub total: usize,
 }
 
 impl Shard {
+    /// Parse `I/N` as given to `--shard`.
     pub fn parse(spec: &str) -> Result<Shard, BatchError> {
         let bad = |reason: &str| BatchError::BadShard {
             spec: spec.to_string(),
@@ -51,6 +53,7 @@ impl Shard {
         k % total + 1
     }
 
+    /// Whether `job` belongs to this shard.
     pub fn contains(&self, job: &Job) -> bool {
         Shard::of(job.index, self.total) == self.index
     }
@@ -89,16 +92,22 @@ pub struct VerifySummary {
     pub reports: Vec<ParityReport>,
 }
 
+/// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Converted (and checked, if asked).
     Ok,
+    /// Stopped with an error.
     Failed,
+    /// Converted, but a parity check failed.
     ParityFailed,
+    /// Not run (an earlier failure stopped the batch).
     Skipped,
 }
 
 impl JobStatus {
+    /// The status as spelled in reports (`ok`, `failed`, `parity_failed`, `skipped`).
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Ok => "ok",
@@ -112,13 +121,19 @@ impl JobStatus {
 /// The result of one job.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
+    /// Position in the manifest (0-based).
     pub index: usize,
+    /// The job's name.
     pub name: String,
+    /// The job's output directory.
     pub output: PathBuf,
+    /// How it ended.
     pub status: JobStatus,
+    /// Wall time of the job.
     pub seconds: f64,
     /// The error chain (failed), the failed checks (parity_failed) or why it did not run (skipped).
     pub error: Option<String>,
+    /// What was written, when the conversion got that far.
     pub converted: Option<Converted>,
 }
 
@@ -252,13 +267,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Jobs that succeeded.
     pub ok: usize,
+    /// Jobs that failed.
     pub failed: usize,
+    /// Jobs whose parity check failed.
     pub parity_failed: usize,
+    /// Jobs not run.
     pub skipped: usize,
 }
 
 impl Tally {
+    /// Count the records by status.
     pub fn of(records: &[JobRecord]) -> Tally {
         let mut t = Tally::default();
         for r in records {
@@ -272,6 +292,7 @@ impl Tally {
         t
     }
 
+    /// All jobs counted.
     pub fn total(&self) -> usize {
         self.ok + self.failed + self.parity_failed + self.skipped
     }
@@ -328,7 +349,7 @@ pub fn run_job(job: &Job, progress: &mut dyn Progress) -> Result<Converted, Stri
 }
 
 /// `error: cause: cause of the cause`, as the command line prints an error.
-pub fn error_chain(error: &ConvertError) -> String {
+pub(crate) fn error_chain(error: &ConvertError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -19,11 +19,12 @@ use crate::verify::config::ModelConfig;
 use tf_checkpoint::read_exact_at;
 
 /// Buffers saved by older transformers versions that are not weights; skipped, as transformers does.
-pub const IGNORED_SUFFIXES: &[&str] = &["embeddings.position_ids", "embeddings.token_type_ids"];
+pub(crate) const IGNORED_SUFFIXES: &[&str] =
+    &["embeddings.position_ids", "embeddings.token_type_ids"];
 
 /// One tensor of the directory.
 #[derive(Debug, Clone)]
-pub struct HfTensor {
+pub(crate) struct HfTensor {
     pub dtype: Dtype,
     pub shape: Vec<u64>,
     file: usize,
@@ -33,12 +34,12 @@ pub struct HfTensor {
 }
 
 impl HfTensor {
-    pub fn num_elements(&self) -> u64 {
+    pub(crate) fn num_elements(&self) -> u64 {
         self.shape.iter().product()
     }
 
     /// TF spelling of the dtype, as the mapping expects it.
-    pub fn tf_dtype(&self) -> String {
+    pub(crate) fn tf_dtype(&self) -> String {
         match self.dtype {
             Dtype::F32 => "float32".into(),
             Dtype::F16 => "float16".into(),
@@ -51,7 +52,7 @@ impl HfTensor {
 
 /// An opened model directory.
 #[derive(Debug)]
-pub struct HfDir {
+pub(crate) struct HfDir {
     pub dir: PathBuf,
     pub config: ModelConfig,
     /// `architectures[0]` of config.json, if any.
@@ -84,7 +85,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
 
 impl HfDir {
     /// Open `dir`, passed as `--ROLE` (`discriminator` or `generator`).
-    pub fn open(dir: &Path, role: &'static str) -> Result<HfDir, ExportError> {
+    pub(super) fn open(dir: &Path, role: &'static str) -> Result<HfDir, ExportError> {
         if !dir.is_dir() {
             return Err(ExportError::NotADirectory {
                 path: dir.to_path_buf(),
@@ -174,7 +175,7 @@ impl HfDir {
     }
 
     /// The weight file shown in messages (the single file, or the index of a sharded model).
-    pub fn weights_path(&self) -> PathBuf {
+    pub(crate) fn weights_path(&self) -> PathBuf {
         if self.files.len() == 1 {
             self.files[0].0.clone()
         } else {
@@ -249,7 +250,7 @@ impl HfDir {
 
     /// Stream tensor `name` as little-endian float32 bytes to `sink`, in pieces. `raw` and
     /// `out` are reused buffers.
-    pub fn read_f32_pieces(
+    pub(crate) fn read_f32_pieces(
         &self,
         name: &str,
         raw: &mut Vec<u8>,
@@ -265,7 +266,11 @@ impl HfDir {
     }
 
     /// The whole tensor as float32 bit patterns (for transposing a kernel).
-    pub fn read_f32_words(&self, name: &str, raw: &mut Vec<u8>) -> Result<Vec<u32>, ExportError> {
+    pub(crate) fn read_f32_words(
+        &self,
+        name: &str,
+        raw: &mut Vec<u8>,
+    ) -> Result<Vec<u32>, ExportError> {
         let mut words = Vec::with_capacity(self.tensor(name).num_elements() as usize);
         let mut out = Vec::new();
         self.read_f32_pieces(name, raw, &mut out, |piece| {
@@ -282,7 +287,7 @@ impl HfDir {
 
 /// Do tensor `a` of `x` and tensor `b` of `y` have the same shape and the same float32 values
 /// (bit for bit after widening)? Read piece by piece.
-pub fn same_values(x: &HfDir, a: &str, y: &HfDir, b: &str) -> Result<bool, ExportError> {
+pub(crate) fn same_values(x: &HfDir, a: &str, y: &HfDir, b: &str) -> Result<bool, ExportError> {
     if x.tensor(a).shape != y.tensor(b).shape {
         return Ok(false);
     }

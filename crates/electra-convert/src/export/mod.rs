@@ -4,7 +4,7 @@
 //! [`export`] plans every output variable before writing anything:
 //! - from HF directories, each HF tensor finds its TF variable through the same declarative
 //!   tables `convert` uses, read backwards ([`crate::mapping::reverse`]); the TF variable list
-//!   that results is then planned *forwards* with [`crate::mapping::plan_all`], so everything
+//!   that results is then planned *forwards* with `mapping::plan_all`, so everything
 //!   `convert` checks (layer numbering, shapes, projection rules) is checked here and the
 //!   export is guaranteed to convert back. The generator shares `electra/embeddings/*` when its
 //!   five embedding tensors equal the discriminator's, and gets its own
@@ -46,7 +46,9 @@ pub enum AdamSlots {
 pub enum ExportSource {
     /// HuggingFace directories: an `ElectraForPreTraining` and optionally an `ElectraForMaskedLM`.
     Hf {
+        /// The `ElectraForPreTraining` directory.
         discriminator: PathBuf,
+        /// The `ElectraForMaskedLM` directory, if any.
         generator: Option<PathBuf>,
     },
     /// A TF1 ELECTRA checkpoint to complete with slots and `global_step`.
@@ -56,6 +58,7 @@ pub enum ExportSource {
 /// Everything `export` needs.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
+    /// What to read.
     pub source: ExportSource,
     /// `OUT/PREFIX`: the directory `OUT` is created with `PREFIX.index`,
     /// `PREFIX.data-00000-of-00001` and a `checkpoint` state file.
@@ -71,129 +74,232 @@ pub struct ExportOptions {
 /// Everything that can stop an export. Nothing is left on disk after any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// A directory flag names something that is not a directory.
     #[error("--{role} {path}: not a directory; pass a HuggingFace model directory (config.json + model.safetensors)")]
-    NotADirectory { path: PathBuf, role: &'static str },
-
-    #[error("--{role} {dir}: no config.json; pass a HuggingFace ELECTRA model directory as save_pretrained writes it")]
-    NoConfig { dir: PathBuf, role: &'static str },
-
-    #[error("{path}: {error}; fix the file or re-save the model with transformers")]
-    Config { path: PathBuf, error: String },
-
-    #[error("--{role} {dir} is not an ELECTRA model ({found} in config.json, expected \"electra\"); export only writes ELECTRA checkpoints")]
-    NotElectra {
-        dir: PathBuf,
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+        /// Which flag gave it (`discriminator` or `generator`).
         role: &'static str,
-        found: String,
     },
 
-    #[error("{dir}: no model.safetensors or model.safetensors.index.json{}", if *.bin { " (only pytorch_model.bin, which is not read: load it with transformers and save_pretrained(..., safe_serialization=True))" } else { "" })]
-    NoWeights { dir: PathBuf, bin: bool },
+    /// A model directory has no config.json.
+    #[error("--{role} {dir}: no config.json; pass a HuggingFace ELECTRA model directory as save_pretrained writes it")]
+    NoConfig {
+        /// The directory.
+        dir: PathBuf,
+        /// Which flag gave it (`discriminator` or `generator`).
+        role: &'static str,
+    },
 
-    #[error("{path}: {error}")]
-    Safetensors { path: PathBuf, error: String },
-
-    #[error("reading tensor {tensor:?} from {path}: {error}")]
-    Read {
+    /// config.json cannot be read or parsed.
+    #[error("{path}: {error}; fix the file or re-save the model with transformers")]
+    Config {
+        /// The config.json.
         path: PathBuf,
-        tensor: String,
+        /// What is wrong.
         error: String,
     },
 
-    #[error("--{role} {dir} holds {found}, not {expected}; pass the {role} directory (the one whose config.json lists {expected})")]
-    WrongModel {
+    /// config.json names a `model_type` other than `electra`.
+    #[error("--{role} {dir} is not an ELECTRA model ({found} in config.json, expected \"electra\"); export only writes ELECTRA checkpoints")]
+    NotElectra {
+        /// The directory.
         dir: PathBuf,
+        /// Which flag gave it (`discriminator` or `generator`).
         role: &'static str,
-        expected: &'static str,
+        /// The `model_type` found.
         found: String,
     },
 
+    /// A directory has no safetensors weights.
+    #[error("{dir}: no model.safetensors or model.safetensors.index.json{}", if *.bin { " (only pytorch_model.bin, which is not read: load it with transformers and save_pretrained(..., safe_serialization=True))" } else { "" })]
+    NoWeights {
+        /// The directory.
+        dir: PathBuf,
+        /// Whether it holds only `pytorch_model.bin`.
+        bin: bool,
+    },
+
+    /// A safetensors file or its index is unusable.
+    #[error("{path}: {error}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        error: String,
+    },
+
+    /// A tensor could not be read.
+    #[error("reading tensor {tensor:?} from {path}: {error}")]
+    Read {
+        /// The safetensors file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What failed.
+        error: String,
+    },
+
+    /// A directory holds a different class than its flag asks for.
+    #[error("--{role} {dir} holds {found}, not {expected}; pass the {role} directory (the one whose config.json lists {expected})")]
+    WrongModel {
+        /// The directory.
+        dir: PathBuf,
+        /// Which flag gave it (`discriminator` or `generator`).
+        role: &'static str,
+        /// The class expected.
+        expected: &'static str,
+        /// The class found.
+        found: String,
+    },
+
+    /// A directory holds tensors that the pretraining layout has no row for.
     #[error("{file}: tensor(s) {names} are not part of {class}'s pretraining layout (no row of the {kind} table); export writes only what google-research/electra's graph has")]
     UnknownTensors {
+        /// The weights file.
         file: PathBuf,
+        /// The model's class.
         class: &'static str,
+        /// Which table (`discriminator`, `generator`).
         kind: &'static str,
+        /// The unknown tensor names.
         names: String,
     },
 
+    /// Tensors the class needs are missing.
     #[error(
         "{file}: {count} tensor(s) of {class} are missing: {list}; the directory is incomplete"
     )]
     MissingTensors {
+        /// The weights file.
         file: PathBuf,
+        /// The model's class.
         class: &'static str,
+        /// How many are missing.
         count: usize,
+        /// Their names.
         list: String,
     },
 
+    /// A tensor has a dtype other than F32, F16 and BF16.
     #[error(
         "{file}: tensor {tensor:?} has dtype {dtype}; only F32, F16 and BF16 weights are exported"
     )]
     UnsupportedDtype {
+        /// The weights file.
         file: PathBuf,
+        /// The tensor's name.
         tensor: String,
+        /// Its dtype.
         dtype: String,
     },
 
+    /// The directory, read back as TF names, does not plan as a checkpoint.
     #[error("{dir} read as a TF checkpoint (HF tensors renamed through the mapping table, kernels transposed back to [in, out]) does not plan: {error}")]
     Mapping {
+        /// The directory.
         dir: PathBuf,
+        /// What planning found wrong.
         error: Box<MappingError>,
     },
 
+    /// config.json disagrees with the tensors' shapes.
     #[error("{path}: {field} is {config} but the tensors say {tensors}; fix config.json (transformers would refuse to load this model)")]
     ConfigMismatch {
+        /// The config.json.
         path: PathBuf,
+        /// The config field.
         field: &'static str,
+        /// Its value.
         config: u64,
+        /// The value the tensors imply.
         tensors: u64,
     },
 
+    /// The discriminator and generator differ in a size they must share.
     #[error("discriminator {disc_dir} and generator {gen_dir} disagree on {what}: {disc} vs {gen}; ELECTRA trains both on the same inputs, so pass a matching pair")]
     InconsistentSizes {
+        /// Which size (`vocab_size`, ...).
         what: &'static str,
+        /// The discriminator's value.
         disc: u64,
+        /// The generator's value.
         gen: u64,
+        /// The discriminator directory.
         disc_dir: PathBuf,
+        /// The generator directory.
         gen_dir: PathBuf,
     },
 
+    /// The generator's MLM decoder is not tied to its word embeddings.
     #[error("{file}: generator_lm_head.weight differs from electra.embeddings.word_embeddings.weight; google-research/electra ties the MLM decoder to the word embeddings, so an untied decoder cannot be exported")]
-    UntiedDecoder { file: PathBuf },
+    UntiedDecoder {
+        /// The generator's weights file.
+        file: PathBuf,
+    },
 
+    /// The generator has both untied embeddings and an embedding projection, which the TF graph cannot express.
     #[error("the generator {gen_dir} has its own embeddings (they differ from the discriminator's: {differ}) and an embedding projection (embedding_size {e} != hidden_size {h}); google-research/electra's untied generator embeddings have width hidden_size and no projection, so this pair has no pretraining layout")]
     UntiedWithProjection {
+        /// The generator directory.
         gen_dir: PathBuf,
+        /// Which embeddings differ.
         differ: String,
+        /// `embedding_size`.
         e: u64,
+        /// `hidden_size`.
         h: u64,
     },
 
+    /// The output overlaps an input directory.
     #[error("output {output} is or contains, or lies inside, the input {input}; writing (or --force replacing) it would destroy the input. Choose an -o outside every input directory")]
-    OutputOverlapsInput { output: PathBuf, input: PathBuf },
+    OutputOverlapsInput {
+        /// The output directory.
+        output: PathBuf,
+        /// The input it overlaps.
+        input: PathBuf,
+    },
 
+    /// The `--checkpoint` source does not plan as an ELECTRA checkpoint.
     #[error("checkpoint {prefix}: {error}")]
     CheckpointMapping {
+        /// The checkpoint prefix.
         prefix: PathBuf,
+        /// What planning found wrong.
         error: Box<MappingError>,
     },
 
+    /// The `--checkpoint` source cannot be opened or read.
     #[error("checkpoint {path}: {error}")]
     Checkpoint {
+        /// The path given.
         path: PathBuf,
+        /// The checkpoint error.
         error: Box<crate::source::SourceError>,
     },
 
+    /// `--global-step` was given for a checkpoint that already stores one.
     #[error("checkpoint {prefix} already has global_step = {value}; it is kept as stored, so drop --global-step")]
-    GlobalStepExists { prefix: PathBuf, value: i64 },
+    GlobalStepExists {
+        /// The checkpoint prefix.
+        prefix: PathBuf,
+        /// The stored `global_step`.
+        value: i64,
+    },
 
+    /// A variable of the `--checkpoint` source has a dtype that cannot be copied.
     #[error("checkpoint {prefix}: variable {name:?} has dtype {dtype}, which cannot be copied; export --checkpoint only rewrites checkpoints of numeric and string tensors")]
     Uncopyable {
+        /// The checkpoint prefix.
         prefix: PathBuf,
+        /// The variable.
         name: String,
+        /// Its dtype.
         dtype: String,
     },
 
+    /// Writing the checkpoint failed.
     #[error(transparent)]
     Write(Box<WriteError>),
 }
@@ -207,8 +313,11 @@ impl From<WriteError> for ExportError {
 /// One written variable, in the order of the file.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportedVariable {
+    /// The variable's name.
     pub name: String,
+    /// Its TF dtype name.
     pub dtype: String,
+    /// Its shape.
     pub shape: Vec<u64>,
     /// `hf:<dir>:<tensor>`, `zeros`, `global_step`, or `checkpoint`.
     pub source: String,
@@ -221,9 +330,11 @@ pub struct ExportOutcome {
     pub prefix: PathBuf,
     /// `shared embeddings`, `untied embeddings`, `discriminator only`, or `checkpoint`.
     pub layout: String,
+    /// Number of variables written.
     pub tensors: usize,
     /// Size of the data shard.
     pub bytes: u64,
+    /// The `global_step` value written.
     pub global_step: i64,
     /// Adam slots written (each of adam_m and adam_v counts).
     pub adam_slots_added: usize,
@@ -231,6 +342,7 @@ pub struct ExportOutcome {
     pub copied: usize,
     /// Things the user should know; the export succeeded.
     pub notes: Vec<String>,
+    /// Every variable written, in file order.
     pub variables: Vec<ExportedVariable>,
 }
 
@@ -263,7 +375,7 @@ impl OutVar {
 }
 
 /// The slot names AdamWeightDecayOptimizer creates for `var`.
-pub fn slot_names(var: &str) -> [String; 2] {
+pub(crate) fn slot_names(var: &str) -> [String; 2] {
     [format!("{var}/adam_m"), format!("{var}/adam_v")]
 }
 
@@ -852,6 +964,19 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
         path: path.to_path_buf(),
         error: Box::new(error),
     })?;
+    if matches!(
+        ckpt.form(),
+        crate::source::Form::KerasH5 | crate::source::Form::TfSafetensors
+    ) {
+        // `--checkpoint` rewrites google-research/electra's own layout; these are transformers'.
+        return Err(ExportError::CheckpointMapping {
+            prefix: ckpt.prefix().to_path_buf(),
+            error: Box::new(MappingError::Refused {
+                what: format!("{} (transformers' Keras names, not google-research/electra's TF1 layout that `export --checkpoint` rewrites)", ckpt.form().title()),
+                advice: "convert it first (`electra-convert convert --model discriminator …` and `--model generator …`), then export the HuggingFace directories with `export --discriminator DIR --generator DIR`".into(),
+            }),
+        });
+    }
     let vars: Vec<SourceVar> = ckpt
         .tensors()
         .iter()
@@ -983,11 +1108,15 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
 /// One row of [`reverse_map`]: an HF tensor and the TF variable `export` writes for it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReverseEntry {
+    /// The HF tensor name.
     pub hf: String,
+    /// The TF variable name.
     pub tf: String,
     /// The forward transform (`transpose` is undone by transposing again).
     pub transform: Transform,
+    /// The HF tensor's shape.
     pub hf_shape: Vec<u64>,
+    /// The TF variable's shape.
     pub tf_shape: Vec<u64>,
     /// safetensors dtype of the HF tensor (written as float32).
     pub dtype: String,
@@ -996,7 +1125,9 @@ pub struct ReverseEntry {
 /// The reverse mapping of one HF directory, as `map` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReverseMap {
+    /// The HF directory.
     pub directory: PathBuf,
+    /// Its transformers class.
     pub class: &'static str,
     /// In TF name order (the order of the checkpoint).
     pub entries: Vec<ReverseEntry>,

@@ -8,10 +8,12 @@
 //! has a tensor whose shape disagrees with the rest. [`reverse`] reads the same tables backwards
 //! for `export`.
 
+pub mod keras;
 pub mod reverse;
 pub mod table;
 pub mod table_tf2;
 mod tf2;
+pub mod tf2_encoder;
 pub mod trainer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,13 +31,16 @@ use tf_checkpoint::ObjectGraph;
 /// A checkpoint variable as the mapping sees it: name, TF shape and TF dtype spelling.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SourceVar {
+    /// The checkpoint key.
     pub name: String,
+    /// The TF shape.
     pub shape: Vec<u64>,
     /// TF spelling: `float32`, `int64`, ...
     pub dtype: String,
 }
 
 impl SourceVar {
+    /// A variable from its name, shape and TF dtype spelling.
     pub fn new(name: impl Into<String>, shape: &[u64], dtype: impl Into<String>) -> SourceVar {
         SourceVar {
             name: name.into(),
@@ -48,63 +53,131 @@ impl SourceVar {
 /// Everything that can stop a mapping.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
+    /// No variable lives under `electra/`.
     #[error(
         "this is not an ELECTRA checkpoint: no variable lives under `electra/`. It contains {contents}. {hint}"
     )]
-    NotElectra { contents: String, hint: String },
+    NotElectra {
+        /// A summary of what the checkpoint does hold.
+        contents: String,
+        /// What to do instead.
+        hint: String,
+    },
 
+    /// The requested model kind has no variables in the checkpoint.
     #[error("--model {kind} needs {needed}, which this checkpoint does not have. It contains {contents}. {suggestion}")]
     ModelNotInCheckpoint {
+        /// The `--model` value.
         kind: &'static str,
+        /// What that model needs.
         needed: String,
+        /// A summary of what the checkpoint holds.
         contents: String,
+        /// Which `--model` would work, if any.
         suggestion: String,
     },
 
+    /// Encoder layers are not numbered contiguously from 0.
     #[error("the layers of `{tower}/encoder/` are not numbered 0..{count}: found {found:?}, missing {missing:?}. The checkpoint is incomplete or not a plain ELECTRA layout")]
     LayerGap {
+        /// The tower's TF scope.
         tower: String,
+        /// The number of layers expected.
         count: usize,
+        /// The layer numbers found.
         found: Vec<usize>,
+        /// The layer numbers missing.
         missing: Vec<usize>,
     },
 
+    /// HuggingFace tensors of the class have no checkpoint variable.
     #[error("{count} tensor(s) of {class} have no source in the checkpoint: {list}. {note}")]
     MissingTensors {
+        /// The transformers class.
         class: &'static str,
+        /// How many are missing.
         count: usize,
+        /// Their names.
         list: String,
+        /// What may explain it.
         note: String,
     },
 
+    /// A variable's shape does not match what its HuggingFace tensor needs.
     #[error("shape mismatch: checkpoint variable `{tf}` has shape {tf_shape:?}, but `{hf}` needs TF shape {needs} ({provenance})")]
     ShapeMismatch {
+        /// The checkpoint variable.
         tf: String,
+        /// Its shape.
         tf_shape: Vec<u64>,
+        /// The HuggingFace tensor.
         hf: String,
         /// e.g. `[H, H] = [128, 128]`
         needs: String,
+        /// Which variables the dimensions were read from.
         provenance: String,
     },
 
+    /// An embedding projection exists although embedding and hidden sizes are equal.
     #[error("`{tower}/embeddings_project` is present although embedding_size = hidden_size = {width}; transformers' ElectraModel has no projection in that case, so the layer cannot be exported without changing the model. Remove it from the checkpoint only if it was never used")]
-    UnexpectedProjection { tower: String, width: u64 },
+    UnexpectedProjection {
+        /// The tower's TF scope.
+        tower: String,
+        /// The common width.
+        width: u64,
+    },
 
+    /// A weight has a dtype that cannot be converted.
     #[error("checkpoint variable `{tf}` has dtype {dtype}; only float32, float16, bfloat16 and float64 weights can be exported")]
-    UnsupportedDtype { tf: String, dtype: String },
+    UnsupportedDtype {
+        /// The checkpoint variable.
+        tf: String,
+        /// Its TF dtype.
+        dtype: String,
+    },
 
+    /// Variables in exported scopes match no table row.
     #[error("variables under the exported scopes match no row of the {kind} table: {names}. This is not a layout electra-convert knows; run `electra-convert inspect` to see it")]
-    Unrecognised { kind: &'static str, names: String },
+    Unrecognised {
+        /// The model kind.
+        kind: &'static str,
+        /// The unmatched names.
+        names: String,
+    },
 
+    /// The checkpoint is of a kind that is refused on purpose (an Electric model, an input-pipeline checkpoint).
     #[error("this checkpoint is {what}; {advice}")]
-    Refused { what: String, advice: String },
+    Refused {
+        /// What the checkpoint is.
+        what: String,
+        /// What to do instead.
+        advice: String,
+    },
 
-    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer nor an NVIDIA ELECTRA checkpoint: its root objects are {roots} (children of `model`: {model}). electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
-    UnknownTf2Layout { roots: String, model: String },
+    /// `--model` asks for a head that an encoder-only checkpoint or SavedModel does not have.
+    #[error("--model {kind} needs a discriminator or generator, but {what} holds an encoder only (a Model Garden BertEncoder: no replaced-token-detection or masked-LM head). Pass --model encoder to write it as an ElectraModel")]
+    EncoderOnly {
+        /// The kind asked for.
+        kind: &'static str,
+        /// What the input is.
+        what: String,
+    },
 
+    /// A TF2 checkpoint whose object graph matches no known producer.
+    #[error("this TF2 object-based checkpoint is neither a Model Garden ElectraPretrainer, encoder or SavedModel encoder nor an NVIDIA ELECTRA checkpoint: its root objects are {roots}{model}. electra-convert knows Model Garden (`encoder`, `model/masked_lm`, ...) and NVIDIA (`model/discriminator`, `model/generator`); run `electra-convert inspect` to see the keys")]
+    UnknownTf2Layout {
+        /// The root objects' names.
+        roots: String,
+        /// The children of `model`, as a clause (empty when there is no `model` object).
+        model: String,
+    },
+
+    /// A TF2 `--layout` was asked for a checkpoint without an object graph.
     #[error("--layout {layout} needs an object-based TF2 checkpoint, but this one has no object graph (`_CHECKPOINTABLE_OBJECT_GRAPH`): {detail}. Drop --layout to detect the layout, or pass --layout google-tf1")]
     NoObjectGraph {
+        /// The `--layout` value.
         layout: &'static str,
+        /// What the checkpoint is instead.
         detail: String,
     },
 }
@@ -112,12 +185,19 @@ pub enum MappingError {
 /// The dimensions of one exported model, each with the variable it was read from.
 #[derive(Clone, Debug, Serialize)]
 pub struct Dims {
+    /// `vocab_size`: rows of the word embeddings.
     pub vocab_size: u64,
+    /// `embedding_size`: width of the embeddings.
     pub embedding_size: u64,
+    /// `hidden_size`: width of the transformer.
     pub hidden_size: u64,
+    /// `intermediate_size`: width of the feed-forward layer.
     pub intermediate_size: u64,
+    /// `num_hidden_layers`.
     pub num_hidden_layers: u64,
+    /// `max_position_embeddings`: rows of the position embeddings.
     pub max_position_embeddings: u64,
+    /// `type_vocab_size`: rows of the token-type embeddings.
     pub type_vocab_size: u64,
     /// Known from the shapes only where attention kernels are 3-D (Model Garden).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +207,7 @@ pub struct Dims {
 }
 
 impl Dims {
+    /// The value of `dim` (0 for head counts that are not known).
     pub fn get(&self, dim: Dim) -> u64 {
         match dim {
             Dim::V => self.vocab_size,
@@ -153,17 +234,22 @@ impl Dims {
 /// One HuggingFace tensor and where it comes from.
 #[derive(Clone, Debug, Serialize)]
 pub struct Entry {
+    /// The checkpoint variable.
     pub tf: String,
+    /// The HuggingFace tensor.
     pub hf: String,
+    /// How the values are changed on the way.
     pub transform: Transform,
+    /// The variable's TF shape.
     pub tf_shape: Vec<u64>,
+    /// The tensor's HuggingFace shape.
     pub hf_shape: Vec<u64>,
     /// TF dtype of the source variable.
     pub dtype: String,
 }
 
 impl Entry {
-    pub fn num_elements(&self) -> u64 {
+    pub(crate) fn num_elements(&self) -> u64 {
         self.hf_shape.iter().product()
     }
 }
@@ -172,11 +258,17 @@ impl Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipCategory {
+    /// Adam `adam_m`/`adam_v` slots of a weight.
     OptimizerSlot,
+    /// The training step counter.
     GlobalStep,
+    /// The generator's sampling temperature.
     Temperature,
+    /// A fine-tuning head under `task_specific/`.
     TaskHead,
+    /// A variable of the model kind not exported (say, the generator when converting the discriminator).
     OtherModel,
+    /// Not matched by any table.
     Unrecognised,
     /// Optimizer variables that are not per-weight slots (TF2 `optimizer/...`).
     OptimizerState,
@@ -184,11 +276,16 @@ pub enum SkipCategory {
     Metadata,
 }
 
+/// A checkpoint variable that is not exported, and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct Skipped {
+    /// The checkpoint variable.
     pub tf: String,
+    /// Its shape.
     pub shape: Vec<u64>,
+    /// Its category.
     pub category: SkipCategory,
+    /// The reason in words.
     pub reason: String,
 }
 
@@ -199,21 +296,28 @@ pub struct Layout {
     pub tower: String,
     /// TF scope of its embedding tables (TF2 layouts: the word table's object path).
     pub embeddings_scope: String,
+    /// Number of encoder layers.
     pub layers: usize,
+    /// Whether an embedding projection (`embedding_size` != `hidden_size`) is present.
     pub embeddings_project: bool,
 }
 
 /// A table applied to one checkpoint.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
+    /// The model kind.
     pub kind: ModelKind,
+    /// The transformers class.
     pub class: &'static str,
     /// The producer whose table was applied.
     pub source_layout: SourceLayout,
+    /// Scopes, layer count and projection found.
     pub layout: Layout,
+    /// The model's dimensions.
     pub dims: Dims,
     /// Sorted by HuggingFace name (byte order), the order of the safetensors file.
     pub entries: Vec<Entry>,
+    /// HuggingFace tensors that share another tensor's values.
     pub tied: Vec<Tied>,
     /// In checkpoint order.
     pub skipped: Vec<Skipped>,
@@ -225,7 +329,7 @@ pub struct Plan {
 }
 
 /// The table for one of the three single-model kinds.
-pub fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
+pub(crate) fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
     match kind {
         ModelKind::Discriminator => Some(&table::DISCRIMINATOR),
         ModelKind::Generator => Some(&table::GENERATOR),
@@ -235,7 +339,7 @@ pub fn table_for(kind: ModelKind) -> Option<&'static ModelTable> {
 }
 
 /// The single models a `--model` choice writes (`both` is discriminator and generator).
-pub fn expand(kind: ModelKind) -> Vec<ModelKind> {
+pub(crate) fn expand(kind: ModelKind) -> Vec<ModelKind> {
     match kind {
         ModelKind::Both => vec![ModelKind::Discriminator, ModelKind::Generator],
         k => vec![k],
@@ -250,6 +354,7 @@ pub fn detect_layout(
 ) -> Result<SourceLayout, MappingError> {
     match graph {
         Some(g) => tf2::detect(g),
+        None if keras::detect(vars) => Ok(SourceLayout::HfKeras),
         None => {
             // google-research/electra's Electric objective: a two-tower cloze generator.
             let electric: Vec<&str> = ["generator_ltr/", "generator_rtl/", "cloze_predictions/"]
@@ -284,6 +389,7 @@ pub fn plan_checkpoint(
     };
     match (layout, graph) {
         (SourceLayout::GoogleTf1, _) => plan_all(kind, vars),
+        (SourceLayout::HfKeras, _) => keras::plan_all(kind, vars),
         (tf2_layout, Some(g)) => tf2::plan_all(tf2_layout, kind, vars, g),
         (tf2_layout, None) => Err(MappingError::NoObjectGraph {
             layout: tf2_layout.as_str(),
@@ -294,7 +400,7 @@ pub fn plan_checkpoint(
 
 /// What the converted model cannot reproduce of the original, said once per plan: Model
 /// Garden's masked-LM head uses the tanh GELU, transformers' generator head the exact erf GELU.
-pub fn head_caveat(plan: &Plan) -> Option<&'static str> {
+pub(crate) fn head_caveat(plan: &Plan) -> Option<&'static str> {
     (plan.source_layout == SourceLayout::ModelGarden && plan.kind == ModelKind::Generator).then_some(
         "Model Garden's masked-LM head applies the tanh-approximate GELU, but transformers' ElectraGeneratorPredictions always applies the exact erf GELU, whatever hidden_act says: the weights are converted exactly, yet the generator's logits differ slightly from Model Garden's (`verify --checkpoint` measures by how much)",
     )
@@ -308,13 +414,14 @@ pub fn available_kinds_in(
 ) -> Vec<ModelKind> {
     match (layout, graph) {
         (SourceLayout::GoogleTf1, _) => available_kinds(vars),
+        (SourceLayout::HfKeras, _) => keras::available_kinds(vars),
         (l, Some(g)) => tf2::available_kinds(l, g),
         (_, None) => Vec::new(),
     }
 }
 
 /// Plans for every model a `--model` choice writes.
-pub fn plan_all(kind: ModelKind, vars: &[SourceVar]) -> Result<Vec<Plan>, MappingError> {
+pub(crate) fn plan_all(kind: ModelKind, vars: &[SourceVar]) -> Result<Vec<Plan>, MappingError> {
     check_model_present(kind, vars)?;
     expand(kind).into_iter().map(|k| plan(k, vars)).collect()
 }
@@ -339,7 +446,7 @@ fn task_heads(vars: &[SourceVar]) -> Vec<String> {
 }
 
 /// Which `--model` values this checkpoint supports.
-pub fn available_kinds(vars: &[SourceVar]) -> Vec<ModelKind> {
+pub(crate) fn available_kinds(vars: &[SourceVar]) -> Vec<ModelKind> {
     let encoder = has_prefix(vars, "electra/encoder/");
     let disc = encoder && has_prefix(vars, "discriminator_predictions/");
     let generator =
@@ -969,6 +1076,7 @@ pub fn markdown_tables() -> String {
     for layout in [SourceLayout::ModelGarden, SourceLayout::Nvidia] {
         out.push_str(&markdown_tf2_tables(layout));
     }
+    out.push_str(&keras::markdown());
     out
 }
 

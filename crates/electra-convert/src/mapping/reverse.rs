@@ -1,7 +1,7 @@
 //! The TF → HuggingFace tables of [`table`](super::table) read backwards, for `export`.
 //!
 //! Nothing here is a second table: [`rows`] expands the very rows `convert` plans from (the same
-//! placeholders filled the same way) for a given layer count and projection, and [`inverse`]
+//! placeholders filled the same way) for a given layer count and projection, and `inverse`
 //! indexes them by HuggingFace name, so an HF tensor finds its TF variable and the transform to
 //! undo. A transposed row's HF shape is its TF shape reversed, so undoing is transposing again.
 
@@ -12,8 +12,11 @@ use super::table::{Dim, ModelTable, Transform, When};
 /// One row of a table with its placeholders filled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConcreteRow {
+    /// The checkpoint variable, `{n}` filled in.
     pub tf: String,
+    /// The HuggingFace tensor, `{n}` filled in.
     pub hf: String,
+    /// How the values are changed on the way to HuggingFace.
     pub transform: Transform,
     /// TF shape, symbolic.
     pub shape: &'static [Dim],
@@ -49,12 +52,15 @@ pub fn rows(table: &ModelTable, emb: &str, layers: usize, projection: bool) -> V
 }
 
 /// The rows of [`rows`] by HuggingFace name.
-pub fn inverse(rows: &[ConcreteRow]) -> HashMap<&str, &ConcreteRow> {
+pub(crate) fn inverse(rows: &[ConcreteRow]) -> HashMap<&str, &ConcreteRow> {
     rows.iter().map(|r| (r.hf.as_str(), r)).collect()
 }
 
 /// Encoder layer indices present among HuggingFace tensor names (`{hf_prefix}encoder.layer.N.`).
-pub fn hf_layers<'a>(table: &ModelTable, names: impl Iterator<Item = &'a str>) -> BTreeSet<usize> {
+pub(crate) fn hf_layers<'a>(
+    table: &ModelTable,
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeSet<usize> {
     let prefix = format!("{}encoder.layer.", table.hf_prefix);
     names
         .filter_map(|n| n.strip_prefix(prefix.as_str()))
@@ -64,7 +70,7 @@ pub fn hf_layers<'a>(table: &ModelTable, names: impl Iterator<Item = &'a str>) -
 }
 
 /// The HuggingFace name of the embedding projection weight (its presence decides the rows).
-pub fn hf_projection_weight(table: &ModelTable) -> String {
+pub(crate) fn hf_projection_weight(table: &ModelTable) -> String {
     format!("{}embeddings_project.weight", table.hf_prefix)
 }
 

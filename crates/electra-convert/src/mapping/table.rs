@@ -5,7 +5,7 @@
 //! - `{tower}` — the TF scope of the exported transformer (`electra` or `generator`),
 //! - `{emb}` — the TF scope holding that model's embedding tables (`electra`, or `generator`
 //!   when the checkpoint has untied generator embeddings),
-//! - `{n}` — a layer index (rows of [`LAYER`] are repeated for every layer found),
+//! - `{n}` — a layer index (rows of `LAYER` are repeated for every layer found),
 //! - `{hf}` — the HuggingFace prefix of the transformer (`electra.` for head models, empty for
 //!   `ElectraModel`).
 //!
@@ -33,6 +33,7 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// The name used in `docs/mapping.md` and `map` output.
     pub fn as_str(self) -> &'static str {
         match self {
             Transform::Copy => "copy",
@@ -102,7 +103,7 @@ pub enum Dim {
 }
 
 impl Dim {
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Dim::V => "V",
             Dim::E => "E",
@@ -117,7 +118,7 @@ impl Dim {
     }
 
     /// The config.json field this dimension is.
-    pub fn config_field(self) -> Option<&'static str> {
+    pub(crate) fn config_field(self) -> Option<&'static str> {
         match self {
             Dim::V => Some("vocab_size"),
             Dim::E => Some("embedding_size"),
@@ -134,8 +135,11 @@ impl Dim {
 /// One row: a checkpoint variable and the HuggingFace tensor it becomes.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
+    /// The checkpoint variable (`{n}` for the layer number, `{tower}` for the scope).
     pub tf: &'static str,
+    /// The HuggingFace tensor (same placeholders).
     pub hf: &'static str,
+    /// How the values are changed on the way.
     pub transform: Transform,
     /// TF shape.
     pub shape: &'static [Dim],
@@ -179,11 +183,15 @@ use Dim::{One, E, H, I, P, T, V};
 /// A group of rows and when it applies.
 #[derive(Clone, Copy, Debug)]
 pub struct Section {
+    /// Section heading in `docs/mapping.md`.
     pub name: &'static str,
+    /// When its rows apply.
     pub when: When,
+    /// The rows.
     pub rows: &'static [Row],
 }
 
+/// When a [`Section`] applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
     /// Always part of the model.
@@ -195,7 +203,7 @@ pub enum When {
     EmbeddingWidthDiffers,
 }
 
-pub const EMBEDDINGS: Section = Section {
+pub(crate) const EMBEDDINGS: Section = Section {
     name: "embeddings",
     when: When::Always,
     rows: &[
@@ -227,7 +235,7 @@ pub const EMBEDDINGS: Section = Section {
     ],
 };
 
-pub const PROJECTION: Section = Section {
+pub(crate) const PROJECTION: Section = Section {
     name: "embedding projection",
     when: When::EmbeddingWidthDiffers,
     rows: &[
@@ -244,7 +252,7 @@ pub const PROJECTION: Section = Section {
     ],
 };
 
-pub const LAYER: Section = Section {
+pub(crate) const LAYER: Section = Section {
     name: "encoder layer",
     when: When::EachLayer,
     rows: &[
@@ -331,7 +339,7 @@ pub const LAYER: Section = Section {
     ],
 };
 
-pub const DISCRIMINATOR_HEAD: Section = Section {
+pub(crate) const DISCRIMINATOR_HEAD: Section = Section {
     name: "replaced-token detection head",
     when: When::Always,
     rows: &[
@@ -358,7 +366,7 @@ pub const DISCRIMINATOR_HEAD: Section = Section {
     ],
 };
 
-pub const GENERATOR_HEAD: Section = Section {
+pub(crate) const GENERATOR_HEAD: Section = Section {
     name: "masked-LM head",
     when: When::Always,
     rows: &[
@@ -394,7 +402,9 @@ pub const GENERATOR_HEAD: Section = Section {
 /// it to another one (and `save_pretrained` leaves it out).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Tied {
+    /// The tensor left out.
     pub hf: &'static str,
+    /// The tensor whose values it shares.
     pub same_as: &'static str,
 }
 
@@ -409,11 +419,13 @@ pub struct ModelTable {
     pub tower: &'static str,
     /// HuggingFace prefix of the transformer's tensors.
     pub hf_prefix: &'static str,
+    /// The row groups.
     pub sections: &'static [Section],
+    /// Tensors left out because they are tied.
     pub tied: &'static [Tied],
 }
 
-pub const DISCRIMINATOR: ModelTable = ModelTable {
+pub(crate) const DISCRIMINATOR: ModelTable = ModelTable {
     kind: "discriminator",
     class: "ElectraForPreTraining",
     tower: "electra",
@@ -422,7 +434,7 @@ pub const DISCRIMINATOR: ModelTable = ModelTable {
     tied: &[],
 };
 
-pub const GENERATOR: ModelTable = ModelTable {
+pub(crate) const GENERATOR: ModelTable = ModelTable {
     kind: "generator",
     class: "ElectraForMaskedLM",
     tower: "generator",
@@ -434,7 +446,7 @@ pub const GENERATOR: ModelTable = ModelTable {
     }],
 };
 
-pub const ENCODER: ModelTable = ModelTable {
+pub(crate) const ENCODER: ModelTable = ModelTable {
     kind: "encoder",
     class: "ElectraModel",
     tower: "electra",

@@ -20,7 +20,9 @@ use Transform::{
 /// One TF2 model table with the layout facts the planner needs besides the rows.
 #[derive(Clone, Copy, Debug)]
 pub struct LayoutTable {
+    /// The producer this table is for.
     pub layout: SourceLayout,
+    /// The rows, naming object-graph paths instead of variable names.
     pub table: ModelTable,
     /// The object-graph path of the list whose children `0`, `1`, … are the layers
     /// (`{tower}` filled in).
@@ -273,7 +275,7 @@ const MG_UNUSED: &[(&str, &str)] = &[
     ("model/classification", "the generator's NSP-style classification head (`model/classification`), unused by ELECTRA pretraining; transformers has no equivalent"),
 ];
 
-pub const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
+pub(crate) const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "discriminator",
@@ -292,7 +294,7 @@ pub const MG_DISCRIMINATOR: LayoutTable = LayoutTable {
     unused: MG_UNUSED,
 };
 
-pub const MG_GENERATOR: LayoutTable = LayoutTable {
+pub(crate) const MG_GENERATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "generator",
@@ -306,7 +308,7 @@ pub const MG_GENERATOR: LayoutTable = LayoutTable {
     unused: MG_UNUSED,
 };
 
-pub const MG_ENCODER: LayoutTable = LayoutTable {
+pub(crate) const MG_ENCODER: LayoutTable = LayoutTable {
     layout: SourceLayout::ModelGarden,
     table: ModelTable {
         kind: "encoder",
@@ -549,7 +551,7 @@ const NV_GENERATOR_HEAD: Section = Section {
     ],
 };
 
-pub const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
+pub(crate) const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "discriminator",
@@ -568,7 +570,7 @@ pub const NV_DISCRIMINATOR: LayoutTable = LayoutTable {
     unused: &[],
 };
 
-pub const NV_GENERATOR: LayoutTable = LayoutTable {
+pub(crate) const NV_GENERATOR: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "generator",
@@ -582,7 +584,7 @@ pub const NV_GENERATOR: LayoutTable = LayoutTable {
     unused: &[],
 };
 
-pub const NV_ENCODER: LayoutTable = LayoutTable {
+pub(crate) const NV_ENCODER: LayoutTable = LayoutTable {
     layout: SourceLayout::Nvidia,
     table: ModelTable {
         kind: "encoder",
@@ -599,7 +601,7 @@ pub const NV_ENCODER: LayoutTable = LayoutTable {
 /// The TF2 tables of a layout, discriminator / generator / encoder.
 pub fn tables(layout: SourceLayout) -> Option<[&'static LayoutTable; 3]> {
     match layout {
-        SourceLayout::GoogleTf1 => None,
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => None,
         SourceLayout::ModelGarden => Some([&MG_DISCRIMINATOR, &MG_GENERATOR, &MG_ENCODER]),
         SourceLayout::Nvidia => Some([&NV_DISCRIMINATOR, &NV_GENERATOR, &NV_ENCODER]),
     }

@@ -63,9 +63,16 @@ pub fn detect(g: &ObjectGraph) -> Result<SourceLayout, MappingError> {
     if root("model") && (model("discriminator") || model("generator")) {
         return Ok(SourceLayout::Nvidia);
     }
+    if let Some(found) = super::tf2_encoder::detect(g)? {
+        return Ok(found);
+    }
     Err(MappingError::UnknownTf2Layout {
         roots: list(&roots),
-        model: list(&model_children),
+        model: if root("model") {
+            format!(" (children of `model`: {})", list(&model_children))
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -114,7 +121,7 @@ fn parts(layout: SourceLayout, kind: ModelKind) -> &'static [&'static str] {
         (SourceLayout::Nvidia, ModelKind::Discriminator) => &["model/discriminator"],
         (SourceLayout::Nvidia, ModelKind::Generator) => &["model/generator"],
         (SourceLayout::Nvidia, _) => &["model/discriminator/electra"],
-        (SourceLayout::GoogleTf1, _) => &[],
+        (SourceLayout::GoogleTf1 | SourceLayout::HfKeras, _) => &[],
     }
 }
 
@@ -128,10 +135,16 @@ fn table_of(layout: SourceLayout, kind: ModelKind) -> Option<&'static LayoutTabl
     }
 }
 
+/// The object path of a table's tower in this graph: the table's own, except where an encoder
+/// stands alone (a SavedModel's `layer_with_weights-0`, see [`super::tf2_encoder`]).
+fn tower_of<'t>(g: &ObjectGraph, lt: &'t LayoutTable) -> &'t str {
+    super::tf2_encoder::tower(g, lt).unwrap_or(lt.table.tower)
+}
+
 /// Whether a model's tower and head are in the graph (the first row of each section that
 /// applies always must resolve).
 fn present(g: &ObjectGraph, lt: &LayoutTable) -> bool {
-    let tower = lt.table.tower;
+    let tower = tower_of(g, lt);
     g.walk(tower).is_some()
         && lt
             .table
@@ -146,7 +159,7 @@ fn present(g: &ObjectGraph, lt: &LayoutTable) -> bool {
 }
 
 /// The `--model` values an object-based checkpoint of `layout` supports.
-pub fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> {
+pub(crate) fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> {
     let has = |k| table_of(layout, k).is_some_and(|lt| present(g, lt));
     let (d, gen, e) = (
         has(ModelKind::Discriminator),
@@ -170,7 +183,7 @@ pub fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<ModelKind> 
 }
 
 /// Plans for every model a `--model` choice writes, from an object-based checkpoint.
-pub fn plan_all(
+pub(crate) fn plan_all(
     layout: SourceLayout,
     kind: ModelKind,
     vars: &[SourceVar],
@@ -178,6 +191,9 @@ pub fn plan_all(
 ) -> Result<Vec<Plan>, MappingError> {
     let available = available_kinds(layout, g);
     if !available.contains(&kind) {
+        if let Some(refusal) = super::tf2_encoder::encoder_only(g, kind, &available) {
+            return Err(refusal);
+        }
         let kinds = available
             .iter()
             .map(|k| format!("--model {}", k.as_str()))
@@ -219,7 +235,7 @@ struct Planned {
 }
 
 /// Apply one TF2 table.
-pub fn plan(
+pub(super) fn plan(
     layout: SourceLayout,
     kind: ModelKind,
     vars: &[SourceVar],
@@ -232,7 +248,7 @@ pub fn plan(
         suggestion: "Plan discriminator and generator separately.".to_owned(),
     })?;
     let table = &lt.table;
-    let tower = table.tower;
+    let tower = tower_of(g, lt);
     let by_name: HashMap<&str, &SourceVar> = vars.iter().map(|v| (v.name.as_str(), v)).collect();
 
     // Layers: the numbered children of the layer list.
@@ -429,7 +445,7 @@ fn skip_all(
     g: &ObjectGraph,
     mapped: &BTreeMap<String, String>,
 ) -> Result<Vec<Skipped>, MappingError> {
-    let tower = lt.table.tower;
+    let tower = tower_of(g, lt);
     let unused: Vec<(HashSet<String>, &str)> = lt
         .unused
         .iter()
@@ -437,6 +453,7 @@ fn skip_all(
         .collect();
     let own: HashSet<String> = parts(layout, kind)
         .iter()
+        .map(|p| if *p == lt.table.tower { tower } else { p })
         .flat_map(|p| keys_under(g, p))
         .collect();
     let mut others: Vec<(HashSet<String>, String)> = Vec::new();
@@ -486,6 +503,8 @@ fn skip_all(
                 SkipCategory::GlobalStep,
                 "tf.train.Checkpoint's save counter".to_owned(),
             )
+        } else if let Some(why) = super::tf2_encoder::skip_reason(name) {
+            (SkipCategory::Metadata, why.to_owned())
         } else if first == "phase2" {
             (
                 SkipCategory::GlobalStep,

@@ -21,21 +21,36 @@ const MAX_BYTES: u64 = 4 << 20;
 /// Everything that can make a trainer config unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerConfigError {
+    /// The file cannot be read.
     #[error("cannot read trainer config {path}: {error}")]
-    Io { path: PathBuf, error: String },
+    Io {
+        /// The trainer config.
+        path: PathBuf,
+        /// The I/O error.
+        error: String,
+    },
 
+    /// A line cannot be parsed.
     #[error("trainer config {path} line {line}: {reason}; fix the file or move it away (config.json then uses the layout's defaults, or pass --config)")]
     Syntax {
+        /// The trainer config.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
 
+    /// A setting has a value the converter cannot represent.
     #[error("trainer config {path}: {field} is {value}, which {why}")]
     Unsupported {
+        /// The trainer config.
         path: PathBuf,
+        /// The setting's name.
         field: String,
+        /// Its value.
         value: String,
+        /// Why it is unsupported.
         why: String,
     },
 }
@@ -43,17 +58,22 @@ pub enum TrainerConfigError {
 /// What the trainer config says about one tower.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TowerSettings {
+    /// Attention heads.
     pub num_attention_heads: Option<u64>,
     /// In transformers' spelling (`gelu_new`, `gelu`, `relu`).
     pub hidden_act: Option<String>,
+    /// Layer-norm epsilon.
     pub layer_norm_eps: Option<f64>,
 }
 
 /// A trainer config, reduced to what the converter uses.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainerConfig {
+    /// The file read.
     pub path: PathBuf,
+    /// Settings of the discriminator.
     pub discriminator: TowerSettings,
+    /// Settings of the generator.
     pub generator: TowerSettings,
     /// A vocabulary the config names (resolved against its directory), if it exists.
     pub vocab_file: Option<PathBuf>,
@@ -74,7 +94,7 @@ pub fn file_name(layout: SourceLayout) -> Option<&'static str> {
     match layout {
         SourceLayout::ModelGarden => Some("params.yaml"),
         SourceLayout::Nvidia => Some("pretrain_config.json"),
-        SourceLayout::GoogleTf1 => None,
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => None,
     }
 }
 
@@ -111,12 +131,15 @@ pub fn load(path: &Path, layout: SourceLayout) -> Result<TrainerConfig, TrainerC
     match layout {
         SourceLayout::ModelGarden => from_params_yaml(path, &text),
         SourceLayout::Nvidia => from_pretrain_config(path, &text),
-        SourceLayout::GoogleTf1 => Err(io("Google TF1 checkpoints have no trainer config".into())),
+        SourceLayout::GoogleTf1 | SourceLayout::HfKeras => Err(io(format!(
+            "{} checkpoints have no trainer config",
+            layout.title()
+        ))),
     }
 }
 
 /// Flatten block-style YAML into `a.b.c -> scalar` (quotes removed; `null`/`~` kept as text).
-pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, String)> {
+pub(crate) fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, (usize, String)> {
     let mut out = BTreeMap::new();
     let mut stack: Vec<(usize, String)> = Vec::new();
     // Indent of a list being skipped: lines deeper than it, or `-` lines at it, belong to it.

@@ -14,6 +14,14 @@ use std::path::{Path, PathBuf};
 
 use tf_checkpoint::{Checkpoint, CheckpointError};
 
+pub mod h5;
+pub mod keras;
+pub mod tf_safetensors;
+pub mod zip;
+pub mod keras_metadata;
+pub mod savedmodel;
+
+pub use savedmodel::SavedModelFacts;
 #[cfg(feature = "remote")]
 pub mod remote;
 
@@ -25,6 +33,15 @@ pub enum Form {
     Checkpoint,
     /// A TensorFlow checkpoint in a bucket (`gs://`, `s3://`, `az://`, `https://`), read by range.
     Bucket,
+    /// transformers' TF weights: `tf_model.h5`, or `tf_model-0000K-of-0000N.h5` shards with
+    /// `tf_model.h5.index.json`.
+    KerasH5,
+    /// transformers' TF weights as `model.safetensors` with metadata `format: tf` (Keras names).
+    TfSafetensors,
+    /// A checkpoint inside a zip archive (`PATH.zip`, `PATH.zip#FOLDER/PREFIX`).
+    Zip,
+    /// A TensorFlow SavedModel directory (`saved_model.pb`, `variables/`, `assets/`).
+    SavedModel,
 }
 
 impl Form {
@@ -33,6 +50,10 @@ impl Form {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
             Form::Bucket => "TensorFlow checkpoint in a bucket",
+            Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
+            Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
+            Form::Zip => "zip archive",
+            Form::SavedModel => "TensorFlow SavedModel",
         }
     }
 }
@@ -52,6 +73,22 @@ pub enum SourceError {
     #[cfg(feature = "remote")]
     #[error(transparent)]
     Remote(Box<remote::RemoteError>),
+    /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
+    #[error("cannot read `{}` as a Keras HDF5 weights file", path.display())]
+    H5 {
+        path: PathBuf,
+        #[source]
+        source: h5::Error,
+    },
+    /// A `tf_model.h5` (or its shard index) is readable but not a usable set of weights.
+    #[error("`{}`: {detail}", path.display())]
+    Keras { path: PathBuf, detail: String },
+    /// The zip archive is unusable or refused (see [`zip::ZipSourceError`]).
+    #[error(transparent)]
+    Zip(#[from] zip::ZipSourceError),
+    /// A SavedModel directory whose weights or metadata are missing or unusable.
+    #[error("SavedModel {dir}: {problem}")]
+    SavedModel { dir: PathBuf, problem: String },
 }
 
 /// An opened input: its checkpoint, its form, and where its side files are.
@@ -64,6 +101,8 @@ pub struct Source {
     location: String,
     /// Held for the life of the source (temporary files the checkpoint reads from).
     _keep: KeepAlive,
+    /// What a SavedModel adds (its vocabulary, lower-casing flag, Keras config).
+    saved_model: Option<SavedModelFacts>,
     /// A checkpoint in a bucket: how to fetch its ranges.
     #[cfg(feature = "remote")]
     remote: Option<remote::RemoteState>,
@@ -93,9 +132,31 @@ impl Source {
             side_dir,
             location,
             _keep: KeepAlive(keep),
+            saved_model: None,
             #[cfg(feature = "remote")]
             remote: None,
         }
+    }
+
+    /// The same source with a SavedModel's own facts.
+    pub fn with_saved_model(mut self, facts: SavedModelFacts) -> Source {
+        self.saved_model = Some(facts);
+        self
+    }
+
+    /// A SavedModel's own facts (`None` for other forms).
+    pub fn saved_model(&self) -> Option<&SavedModelFacts> {
+        self.saved_model.as_ref()
+    }
+
+    /// The vocabulary the form itself carries (a SavedModel's `assets/vocab.txt`).
+    pub fn own_vocab(&self) -> Option<&Path> {
+        self.saved_model.as_ref()?.vocab.as_deref()
+    }
+
+    /// The lower-casing flag the form itself records (a SavedModel's `do_lower_case`).
+    pub fn own_lower_case(&self) -> Option<bool> {
+        self.saved_model.as_ref()?.do_lower_case
     }
 
     /// A source over a checkpoint in a bucket whose shards are sparse local files.
@@ -183,8 +244,24 @@ impl Deref for Source {
 }
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
-/// file, or a directory (its `checkpoint` state file, else its only `*.index`).
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`). Zip archives:
+/// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]). A SavedModel
+/// directory (or its `saved_model.pb`) opens its `variables/variables` bundle.
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(dir) = savedmodel::saved_model_dir(path) {
+        return savedmodel::open(&dir);
+    }
+    if let Some(arg) = path.to_str() {
+        let (zip_path, selector) = zip::split_zip_selector(arg);
+        if selector.is_some() || zip::looks_like_zip(&zip_path) {
+            return zip::open(&zip_path, selector.as_deref());
+        }
+    }
+    if let Some(h5) = keras::detect(path) {
+        return keras::open(&h5);
+    }
+    if let Some(file) = tf_safetensors::detect(path) {
+        return tf_safetensors::open(&file);
     if let Some(url) = bucket_url(path) {
         #[cfg(feature = "remote")]
         return remote::open(url);
@@ -205,6 +282,17 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
     ))
 }
 
+/// Whether `path` names transformers' TF weights (`tf_model.h5`, its shard index, or a
+/// TF-format `model.safetensors`, or a directory holding one): commands that take HuggingFace
+/// directories too ask this before treating a directory with `config.json` as one.
+/// A directory that also holds PyTorch weights (`model.safetensors` without `format: tf`, or
+/// its shard index), as many hub repositories do, is a HuggingFace model directory here.
+pub fn is_tf_weights(path: &Path) -> bool {
+    let tf_st = tf_safetensors::detect(path).is_some();
+    let pytorch = path.is_dir()
+        && (path.join("model.safetensors.index.json").is_file()
+            || (path.join(tf_safetensors::FILE).is_file() && !tf_st));
+    !pytorch && (keras::detect(path).is_some() || tf_st)
 /// Whether `path` is a bucket URL (`gs://`, `s3://`, `az://`, `http(s)://`): its text if so.
 pub fn bucket_url(path: &Path) -> Option<&str> {
     let s = path.to_str()?;

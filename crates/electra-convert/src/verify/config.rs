@@ -70,7 +70,7 @@ impl Architecture {
 
 /// An activation function as transformers' `get_activation` computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
+pub(crate) enum Activation {
     /// `gelu`: the exact form 0.5·x·(1 + erf(x/√2)) (ELECTRA's own GELU).
     GeluErf,
     /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
@@ -81,7 +81,7 @@ pub enum Activation {
 
 impl Activation {
     /// Parse a `hidden_act` value; `None` for anything transformers would compute differently.
-    pub fn parse(name: &str) -> Option<Activation> {
+    pub(crate) fn parse(name: &str) -> Option<Activation> {
         match name {
             "gelu" => Some(Activation::GeluErf),
             "gelu_new" | "gelu_pytorch_tanh" => Some(Activation::GeluTanh),
@@ -90,7 +90,7 @@ impl Activation {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Activation::GeluErf => "gelu (erf)",
             Activation::GeluTanh => "gelu (tanh approximation)",
@@ -101,7 +101,7 @@ impl Activation {
 
 /// Model dimensions and numerics read from `config.json`.
 #[derive(Debug, Clone)]
-pub struct ModelConfig {
+pub(crate) struct ModelConfig {
     pub path: PathBuf,
     /// From `architectures[0]`; `None` when the file has no `architectures` list.
     pub architecture: Option<Architecture>,
@@ -120,7 +120,7 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Read and validate `path` (a `config.json`).
-    pub fn load(path: &Path) -> Result<ModelConfig, VerifyError> {
+    pub(crate) fn load(path: &Path) -> Result<ModelConfig, VerifyError> {
         let text = std::fs::read_to_string(path).map_err(|error| VerifyError::Io {
             path: path.to_path_buf(),
             error,
@@ -132,7 +132,7 @@ impl ModelConfig {
         Self::from_json(path, &value)
     }
 
-    pub fn from_json(path: &Path, value: &Value) -> Result<ModelConfig, VerifyError> {
+    pub(crate) fn from_json(path: &Path, value: &Value) -> Result<ModelConfig, VerifyError> {
         let bad = |message: String| VerifyError::Config {
             path: path.to_path_buf(),
             message,

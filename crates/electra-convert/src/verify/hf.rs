@@ -55,18 +55,28 @@ pub(crate) struct HfWeights {
 }
 
 /// Why `model.safetensors.index.json` could not give the list of shards.
-pub(crate) enum ShardIndexError {
+#[derive(Debug)]
+pub enum ShardIndexError {
+    /// The index file could not be read.
     Read(std::io::Error),
+    /// The index file is not a usable shard index (the reason).
     Invalid(String),
+}
+
+impl std::fmt::Display for ShardIndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardIndexError::Read(error) => write!(f, "cannot read it: {error}"),
+            ShardIndexError::Invalid(reason) => write!(f, "{reason}; re-save the model"),
+        }
+    }
 }
 
 /// The weight files of a HuggingFace model directory: `model.safetensors`, or the distinct
 /// shards `model.safetensors.index.json` names (refusing names that leave the directory), or
 /// `Ok(None)` when it has neither. An error comes with the index file's path. Shared with
-/// `export`, which reads the same directories.
-pub(crate) fn listed_weight_files(
-    dir: &Path,
-) -> Result<Option<Vec<PathBuf>>, (PathBuf, ShardIndexError)> {
+/// `export` and `inspect`, which read the same directories.
+pub fn listed_weight_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, (PathBuf, ShardIndexError)> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
         return Ok(Some(vec![single]));
@@ -174,7 +184,7 @@ fn open_weight_file(path: &Path) -> Result<(WeightFile, Metadata), VerifyError> 
 
 impl HfWeights {
     /// Read the headers of the weights of `dir` (no tensor data).
-    pub fn open(dir: &Path) -> Result<HfWeights, VerifyError> {
+    pub(crate) fn open(dir: &Path) -> Result<HfWeights, VerifyError> {
         let paths = weight_files(dir)?;
         let shown = if paths.len() == 1 {
             paths[0].clone()
@@ -222,11 +232,11 @@ impl HfWeights {
         })
     }
 
-    pub fn file(&self) -> &Path {
+    pub(crate) fn file(&self) -> &Path {
         &self.file
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }
 
@@ -235,7 +245,7 @@ impl HfWeights {
     }
 
     /// Choose the key prefix for `arch` (`ElectraModel` files have none).
-    pub fn set_architecture(&mut self, arch: Architecture) {
+    pub(crate) fn set_architecture(&mut self, arch: Architecture) {
         self.prefix = match arch {
             Architecture::Model => {
                 if !self.contains("embeddings.word_embeddings.weight")
@@ -251,7 +261,7 @@ impl HfWeights {
     }
 
     /// The network shape that `config` describes, for architecture `arch`.
-    pub fn dims(config: &ModelConfig) -> Dims {
+    pub(crate) fn dims(config: &ModelConfig) -> Dims {
         Dims {
             vocab: config.vocab_size,
             embedding: config.embedding_size,
@@ -266,7 +276,7 @@ impl HfWeights {
     }
 
     /// Keys that no checked parameter claimed (besides ignorable buffers), sorted.
-    pub fn unused_keys(&self) -> Vec<String> {
+    pub(crate) fn unused_keys(&self) -> Vec<String> {
         self.tensors
             .keys()
             .filter(|k| !self.used.contains(*k))

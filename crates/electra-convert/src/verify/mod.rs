@@ -39,6 +39,7 @@ use self::config::{Architecture, ModelConfig};
 use self::hf::HfWeights;
 use self::model::{forward_pair, Batch, Numerics, Outputs, Tower};
 
+pub use self::hf::{listed_weight_files, ShardIndexError};
 pub use self::npy::parse_npy;
 pub use self::reference::{read_reference, read_reference_bytes};
 pub use self::text::{read_text_file, run_texts, TextReport};
@@ -52,11 +53,13 @@ pub struct ParityReport {
     pub passed: bool,
     /// `"reference"` or `"checkpoint"`.
     pub mode: String,
+    /// The model directory checked.
     pub model_dir: PathBuf,
     /// The reference file or the checkpoint compared against.
     pub against: PathBuf,
     /// transformers class of the model directory.
     pub architecture: String,
+    /// The tolerance applied.
     pub tolerance: Tolerance,
     /// The comparison rule, spelled out.
     pub rule: String,
@@ -65,6 +68,7 @@ pub struct ParityReport {
     /// Seed of the generated inputs (checkpoint mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Each output compared, by name (`logits`, `last_hidden_state`).
     pub outputs: BTreeMap<String, OutputComparison>,
     /// Observations worth knowing (re-tied weights, structure differences, ...).
     pub notes: Vec<String>,
@@ -96,7 +100,9 @@ pub struct OutputComparison {
     pub argmax_agreement: Option<f64>,
     /// What `argmax_agreement` measures.
     pub agreement: Option<String>,
+    /// Whether this output is within tolerance.
     pub passed: bool,
+    /// The output's shape.
     pub shape: Vec<usize>,
     /// Elements outside tolerance.
     pub mismatched: usize,
@@ -168,77 +174,174 @@ impl ParityReport {
 pub enum VerifyError {
     // The OS error is embedded in the message, not chained as `source()`, so `{:#}` does not
     // print it twice.
+    /// A file cannot be read.
     #[error("cannot read {}: {error}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         error: std::io::Error,
     },
+    /// config.json is unusable.
     #[error("{}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The config.json.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A safetensors file or its index is unusable.
     #[error("{}: {message}", path.display())]
-    Safetensors { path: PathBuf, message: String },
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tensor the architecture needs is missing.
     #[error("{}: tensor {key} is missing; the model directory is incomplete or for another architecture (re-run convert)", file.display())]
-    MissingTensor { file: PathBuf, key: String },
+    MissingTensor {
+        /// The weights file.
+        file: PathBuf,
+        /// The tensor's name.
+        key: String,
+    },
+    /// Tensors that belong to no parameter of the architecture.
     #[error("{}: unexpected tensor(s) {}; they belong to no parameter of this architecture (check config.json's architectures and embedding_size/hidden_size)", file.display(), keys.join(", "))]
-    UnexpectedTensors { file: PathBuf, keys: Vec<String> },
+    UnexpectedTensors {
+        /// The weights file.
+        file: PathBuf,
+        /// Their names.
+        keys: Vec<String>,
+    },
+    /// A tensor's shape disagrees with config.json.
     #[error("{}: tensor {key} has shape {found:?}, expected {expected:?} from config.json", file.display())]
     TensorShape {
+        /// The weights file.
         file: PathBuf,
+        /// The tensor's name.
         key: String,
+        /// The shape config.json implies.
         expected: Vec<usize>,
+        /// The shape found.
         found: Vec<usize>,
     },
+    /// A tensor has a dtype that cannot be read.
     #[error("{}: tensor {key} has dtype {dtype}; weights must be F32, F16, BF16 or F64", file.display())]
     TensorDtype {
+        /// The weights file.
         file: PathBuf,
+        /// The tensor's name.
         key: String,
+        /// Its dtype.
         dtype: String,
     },
+    /// The model class cannot be told from config.json or the tensor names.
     #[error("{}: cannot tell the architecture: config.json has no architectures entry and the tensor names match none of ElectraForPreTraining, ElectraForMaskedLM, ElectraModel", dir.display())]
-    UnknownArchitecture { dir: PathBuf },
+    UnknownArchitecture {
+        /// The model directory.
+        dir: PathBuf,
+    },
+    /// The reference file is unusable.
     #[error("reference {}: {message}", path.display())]
-    Reference { path: PathBuf, message: String },
+    Reference {
+        /// The reference file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The reference is well-formed but holds outputs this model class does not produce.
     #[error("reference {}: {message}", path.display())]
-    ReferenceMismatch { path: PathBuf, message: String },
+    ReferenceMismatch {
+        /// The reference file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// The checkpoint compared against is unusable.
     #[error("checkpoint {}: {message}", path.display())]
-    Checkpoint { path: PathBuf, message: String },
+    Checkpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A variable the forward pass needs is missing from the checkpoint.
     #[error("checkpoint {}: variable {name} is missing ({hint})", path.display())]
     MissingVariable {
+        /// The checkpoint.
         path: PathBuf,
+        /// The variable.
         name: String,
+        /// What may explain it.
         hint: String,
     },
+    /// A checkpoint variable's shape disagrees with the model's.
     #[error("checkpoint {}: variable {name} has shape {found:?}, expected {expected:?}", path.display())]
     VariableShape {
+        /// The checkpoint.
         path: PathBuf,
+        /// The variable.
         name: String,
+        /// The shape expected.
         expected: Vec<usize>,
+        /// The shape found.
         found: Vec<usize>,
     },
+    /// The forward pass itself failed.
     #[error("forward pass failed: {message}")]
-    Compute { message: String },
+    Compute {
+        /// The error from candle.
+        message: String,
+    },
     /// `--text` on a directory without tokenizer files.
     #[error("{}: no tokenizer (neither tokenizer.json nor vocab.txt), and --text tokenizes with the model directory's own; convert again with --vocab VOCAB.txt (the vocabulary the model was trained with), or copy that vocab.txt (and tokenizer_config.json) into the directory", dir.display())]
-    NoTokenizer { dir: PathBuf },
+    NoTokenizer {
+        /// The model directory.
+        dir: PathBuf,
+    },
+    /// The tokenizer files are unusable.
     #[error("tokenizer {}: {message}", path.display())]
-    Tokenizer { path: PathBuf, message: String },
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tokenizer has more tokens than the model has embeddings.
     #[error("tokenizer {}: {tokens} tokens, but the model's vocab_size is {vocab_size}: ids from {vocab_size} on would have no embedding; this tokenizer belongs to another model (convert again with the right --vocab)", path.display())]
     TokenizerVocab {
+        /// The tokenizer file.
         path: PathBuf,
+        /// Its number of tokens.
         tokens: usize,
+        /// The model's `vocab_size`.
         vocab_size: usize,
     },
+    /// A `--text` is empty.
     #[error("text {index} is empty; give the model at least one word")]
-    EmptyText { index: usize },
+    EmptyText {
+        /// Which text (1-based).
+        index: usize,
+    },
+    /// A `--text` is longer than the model's positions allow (with `--no-truncate`).
     #[error("text {index} has {tokens} tokens, more than max_position_embeddings {max_positions}; shorten it, or drop --no-truncate to use its first {max_positions} tokens")]
     TextTooLong {
+        /// Which text (1-based).
         index: usize,
+        /// Its number of tokens.
         tokens: usize,
+        /// `max_position_embeddings`.
         max_positions: usize,
     },
+    /// The `--text-file` cannot be read or parsed.
     #[error("text file {}: {message}", path.display())]
-    TextFile { path: PathBuf, message: String },
+    TextFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The converted directory, opened and checked for the forward pass (weights not yet read).
@@ -689,7 +792,7 @@ impl XorShift {
 
 /// The checkpoint-mode inputs: 2 rows of up to 16 tokens; row 1 has its last quarter padded;
 /// two segments (the second half is segment 1 when the model has two token types).
-pub fn seeded_batch(
+pub(crate) fn seeded_batch(
     seed: u64,
     vocab: usize,
     max_positions: usize,

@@ -157,7 +157,7 @@ pub(crate) enum HeadKind {
 
 impl HeadKind {
     /// The head a transformers class puts on the tower.
-    pub fn of(arch: Architecture) -> HeadKind {
+    pub(crate) fn of(arch: Architecture) -> HeadKind {
         match arch {
             Architecture::PreTraining => HeadKind::Discriminator,
             Architecture::MaskedLm => HeadKind::Generator,
@@ -180,7 +180,7 @@ pub(crate) struct Numerics {
 
 impl Numerics {
     /// transformers 4.x: `layer_norm_eps` everywhere, `finfo(float32).min` as the padding bias.
-    pub fn transformers(layer_norm_eps: f64, hidden_act: Activation) -> Numerics {
+    pub(crate) fn transformers(layer_norm_eps: f64, hidden_act: Activation) -> Numerics {
         Numerics {
             layer_norm_eps,
             hidden_act,
@@ -191,7 +191,7 @@ impl Numerics {
 
     /// google-research/electra: ε = 1e-12 hard-coded in `tf.contrib.layers.layer_norm`, the
     /// exact-erf GELU of `modeling.py` everywhere, −10000 at padded positions.
-    pub fn tensorflow_original() -> Numerics {
+    pub(crate) fn tensorflow_original() -> Numerics {
         Numerics {
             layer_norm_eps: 1e-12,
             hidden_act: Activation::GeluErf,
@@ -242,10 +242,15 @@ pub(crate) enum HeadWeights {
 /// A token batch: ids, mask and segment ids, all `[batch, seq]` row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// Number of sequences.
     pub batch: usize,
+    /// Tokens per sequence.
     pub seq: usize,
+    /// Token ids.
     pub input_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
     pub attention_mask: Vec<u8>,
+    /// Segment ids (0 or 1).
     pub token_type_ids: Vec<u32>,
 }
 
@@ -281,7 +286,7 @@ fn candle(err: candle_core::Error) -> VerifyError {
 }
 
 impl Tower {
-    pub fn new(dims: Dims, head: HeadKind, numerics: Numerics) -> Tower {
+    pub(crate) fn new(dims: Dims, head: HeadKind, numerics: Numerics) -> Tower {
         Tower {
             dims,
             head,
@@ -289,20 +294,20 @@ impl Tower {
         }
     }
 
-    pub fn dims(&self) -> &Dims {
+    pub(crate) fn dims(&self) -> &Dims {
         &self.dims
     }
 
     /// The same tower with another generator-head activation (to measure what a head that
     /// transformers cannot represent computes).
-    pub fn with_generator_activation(&self, act: Activation) -> Tower {
+    pub(crate) fn with_generator_activation(&self, act: Activation) -> Tower {
         let mut t = self.clone();
         t.numerics.generator_act = act;
         t
     }
 
     /// Every parameter the forward pass fetches, with the shape it asks for, in fetch order.
-    pub fn wants(&self) -> Vec<(Param, Want)> {
+    pub(crate) fn wants(&self) -> Vec<(Param, Want)> {
         let d = &self.dims;
         let (e, h, i) = (d.embedding, d.hidden, d.intermediate);
         let table = |rows, width| Want::Table { rows, width };
@@ -346,7 +351,10 @@ impl Tower {
     }
 
     /// Check every parameter's presence and shape with the provider, reading no values.
-    pub fn check_weights(&self, weights: &mut dyn WeightProvider) -> Result<(), VerifyError> {
+    pub(crate) fn check_weights(
+        &self,
+        weights: &mut dyn WeightProvider,
+    ) -> Result<(), VerifyError> {
         for (param, want) in self.wants() {
             weights.check(param, want)?;
         }
@@ -410,7 +418,7 @@ impl Tower {
     }
 
     /// Check that `batch` fits this model (ids in range, sequence not longer than the position table).
-    pub fn check_batch(&self, batch: &Batch) -> Result<(), String> {
+    pub(crate) fn check_batch(&self, batch: &Batch) -> Result<(), String> {
         let n = batch.batch * batch.seq;
         if batch.batch == 0 || batch.seq == 0 {
             return Err(format!(
@@ -469,7 +477,7 @@ impl Tower {
 
     /// The whole forward pass on `batch` (already checked with [`Tower::check_batch`]), one
     /// stage's weights resident at a time.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         weights: &mut dyn WeightProvider,
         batch: &Batch,
@@ -482,7 +490,7 @@ impl Tower {
     }
 
     /// Stage 1: fetch the embedding weights, embed `batch`, drop them.
-    pub fn embed(
+    pub(crate) fn embed(
         &self,
         weights: &mut dyn WeightProvider,
         batch: &Batch,
@@ -492,7 +500,7 @@ impl Tower {
     }
 
     /// Stage 2 + `l`: fetch layer `l`'s weights, apply the layer, drop them.
-    pub fn layer(
+    pub(crate) fn layer(
         &self,
         weights: &mut dyn WeightProvider,
         l: usize,
@@ -509,7 +517,7 @@ impl Tower {
     }
 
     /// Last stage: fetch the head's weights, apply the head, drop them.
-    pub fn head(
+    pub(crate) fn head(
         &self,
         weights: &mut dyn WeightProvider,
         running: Running,
@@ -698,7 +706,10 @@ pub(crate) struct Resident {
 
 impl Resident {
     /// Fetch every parameter of `tower` from `source` once.
-    pub fn load(tower: &Tower, source: &mut dyn WeightProvider) -> Result<Resident, VerifyError> {
+    pub(crate) fn load(
+        tower: &Tower,
+        source: &mut dyn WeightProvider,
+    ) -> Result<Resident, VerifyError> {
         let mut fetched = HashMap::new();
         for (param, want) in tower.wants() {
             let value = match want {

@@ -11,13 +11,18 @@ use std::io::Read;
 /// Element type of an array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NpyDtype {
+    /// `<i8`.
     I64,
+    /// `<i4`.
     I32,
+    /// `<f4`.
     F32,
+    /// `<f8`.
     F64,
 }
 
 impl NpyDtype {
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             NpyDtype::I64 | NpyDtype::F64 => 8,
@@ -25,6 +30,7 @@ impl NpyDtype {
         }
     }
 
+    /// The numpy name (`int64`, ...).
     pub fn name(self) -> &'static str {
         match self {
             NpyDtype::I64 => "int64",
@@ -38,20 +44,27 @@ impl NpyDtype {
 /// Values of an array, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArrayData {
+    /// int64 values.
     I64(Vec<i64>),
+    /// int32 values.
     I32(Vec<i32>),
+    /// float32 values.
     F32(Vec<f32>),
+    /// float64 values.
     F64(Vec<f64>),
 }
 
 /// A decoded n-dimensional array (row-major).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
+    /// Dimension sizes.
     pub shape: Vec<usize>,
+    /// The values.
     pub data: ArrayData,
 }
 
 impl Array {
+    /// The numpy name of the element type.
     pub fn dtype_name(&self) -> &'static str {
         match self.data {
             ArrayData::I64(_) => "int64",
@@ -61,6 +74,7 @@ impl Array {
         }
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match &self.data {
             ArrayData::I64(v) => v.len(),
@@ -70,6 +84,7 @@ impl Array {
         }
     }
 
+    /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -363,7 +378,7 @@ impl Lexer<'_> {
 
 /// Most uncompressed bytes we read for one member (the largest reference output we expect,
 /// a base generator's logits for a large batch, is far below this).
-pub const MAX_MEMBER_BYTES: u64 = 4 << 30;
+pub(crate) const MAX_MEMBER_BYTES: u64 = 4 << 30;
 
 /// Read every `<name>.npy` member of an `.npz` archive held in `reader`.
 pub fn parse_npz<R: Read + std::io::Seek>(reader: R) -> Result<Vec<(String, Array)>, NpyError> {

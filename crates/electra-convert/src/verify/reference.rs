@@ -13,7 +13,9 @@ const MAX_FILE_BYTES: u64 = 8 << 30;
 /// Every array of a reference file, by name.
 #[derive(Debug, Clone)]
 pub struct ReferenceFile {
+    /// The file read.
     pub path: PathBuf,
+    /// Its arrays by name.
     pub arrays: BTreeMap<String, Array>,
 }
 
@@ -114,11 +116,12 @@ fn parse_safetensors(bytes: &[u8]) -> Result<Vec<(String, Array)>, String> {
 }
 
 /// The output names a reference may carry.
-pub const OUTPUT_NAMES: &[&str] = &["logits", "last_hidden_state"];
+pub(crate) const OUTPUT_NAMES: &[&str] = &["logits", "last_hidden_state"];
 
 /// A validated reference: the batch to run and the outputs to compare with.
 #[derive(Debug, Clone)]
 pub struct Reference {
+    /// The inputs to run.
     pub batch: Batch,
     /// `(name, shape, values)` for each expected output present.
     pub expected: Vec<(String, Vec<usize>, Vec<f64>)>,

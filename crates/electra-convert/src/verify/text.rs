@@ -22,20 +22,22 @@ use super::model::Batch;
 use super::{load_converted, VerifyError};
 
 /// How many predictions a `[MASK]` gets.
-pub const TOP_K: usize = 5;
+pub(crate) const TOP_K: usize = 5;
 
 /// A token is marked as replaced above this probability.
-pub const REPLACED_THRESHOLD: f64 = 0.5;
+pub(crate) const REPLACED_THRESHOLD: f64 = 0.5;
 
 /// What `verify --text` found, as printed with `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TextReport {
     /// transformers class of the directory.
     pub model: String,
+    /// One result per text, in the order given.
     pub texts: Vec<TextResult>,
     /// Where the tokenizer came from (`tokenizer.json` or `vocab.txt`), for the table.
     #[serde(skip)]
     pub tokenizer: PathBuf,
+    /// The model directory.
     #[serde(skip)]
     pub model_dir: PathBuf,
     /// Things to tell the user on stderr (truncated texts).
@@ -46,6 +48,7 @@ pub struct TextReport {
 /// One text and what the model made of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TextResult {
+    /// The text as given.
     pub text: String,
     /// Every token the model saw, `[CLS]` and `[SEP]` included.
     pub tokens: Vec<TokenResult>,
@@ -63,7 +66,9 @@ pub struct TextResult {
 /// One token; which fields are present depends on the model class.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResult {
+    /// The token's string.
     pub token: String,
+    /// Its id in the vocabulary.
     pub id: u32,
     /// Discriminator: sigmoid of the logit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,17 +93,23 @@ pub struct MaskResult {
     pub top: Vec<Prediction>,
 }
 
+/// A predicted token.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
+    /// The token's string.
     pub token: String,
+    /// Its id.
     pub id: u32,
+    /// Its softmax probability.
     pub probability: f64,
 }
 
+/// How much of a text without `[MASK]` the generator reproduces.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reconstruction {
     /// Positions whose top-1 prediction is the input token.
     pub equal: usize,
+    /// Positions compared: every token of the sequence, `[CLS]` and `[SEP]` included.
     pub positions: usize,
     /// `equal / positions`.
     pub share: f64,

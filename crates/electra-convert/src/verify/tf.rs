@@ -161,6 +161,9 @@ pub(crate) struct TfWeights<'a> {
     scope: String,
     /// Embedding scope: `electra/embeddings` (shared) or `generator/embeddings` (untied).
     embeddings: String,
+    /// transformers' Keras names (`tf_model.h5`): `layer_._N`, `word_embeddings/weight`,
+    /// `{position,token_type}_embeddings/embeddings`, `dense_prediction`, `generator_lm_head/bias`.
+    keras: bool,
 }
 
 impl TfWeights<'_> {
@@ -201,11 +204,32 @@ impl TfWeights<'_> {
     }
 
     fn layer(&self, l: usize) -> String {
+        if self.keras {
+            return format!("{}/encoder/layer_._{l}", self.scope);
+        }
         format!("{}/encoder/layer_{l}", self.scope)
     }
 
     /// Scope of a dense layer or LayerNorm (without `/kernel`, `/gamma`, ...).
     fn base(&self, param: Param) -> String {
+        if self.keras {
+            match param {
+                Param::WordEmbeddings | Param::GeneratorDecoder => {
+                    return format!("{}/word_embeddings/weight", self.embeddings)
+                }
+                Param::PositionEmbeddings => {
+                    return format!("{}/position_embeddings/embeddings", self.embeddings)
+                }
+                Param::TokenTypeEmbeddings => {
+                    return format!("{}/token_type_embeddings/embeddings", self.embeddings)
+                }
+                Param::DiscriminatorPrediction => {
+                    return "discriminator_predictions/dense_prediction".into()
+                }
+                Param::GeneratorBias => return "generator_lm_head/bias".into(),
+                _ => {}
+            }
+        }
         match param {
             Param::WordEmbeddings | Param::GeneratorDecoder => {
                 // TF's MLM logits multiply by the tower's own embedding table.
@@ -313,7 +337,12 @@ pub(crate) fn load_original(
 ) -> Result<Original<'_>, VerifyError> {
     let mut notes = Vec::new();
     let query0 = |scope: &str| format!("{scope}/encoder/layer_0/attention/self/query/kernel");
+    // transformers' TF classes: one model per file, its tower always `electra`.
+    let keras = vars
+        .shape("electra/embeddings/word_embeddings/weight")
+        .is_some();
     let scope = match arch {
+        _ if keras => "electra",
         Architecture::MaskedLm => {
             if vars.shape(&query0("generator")).is_some() {
                 "generator"
@@ -342,6 +371,7 @@ pub(crate) fn load_original(
         vars,
         scope: scope.to_string(),
         embeddings,
+        keras,
     };
 
     let word = weights.require_shape(&weights.base(Param::WordEmbeddings))?;

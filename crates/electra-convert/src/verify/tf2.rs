@@ -35,11 +35,24 @@ pub(crate) fn producer(graph: &ObjectGraph) -> Option<Producer> {
     let has = |r: &str| roots.iter().any(|x| x == r);
     if has("encoder") && graph.walk("model/masked_lm").is_some() {
         Some(Producer::ModelGarden)
+    } else if !has("model") && model_garden_encoder(graph).is_some() {
+        // A Model Garden BertEncoder alone: an encoder checkpoint or an export_tfhub SavedModel.
+        Some(Producer::ModelGarden)
     } else if graph.walk("model/discriminator/electra").is_some() {
         Some(Producer::Nvidia)
     } else {
         None
     }
+}
+
+/// The object path of a Model Garden BertEncoder standing alone, found by its own attribute
+/// names: `encoder` in `tf.train.Checkpoint(encoder=…)`, the Keras model's first weighted layer
+/// `layer_with_weights-0` in an `export_tfhub` SavedModel.
+fn model_garden_encoder(graph: &ObjectGraph) -> Option<&'static str> {
+    ["encoder", "layer_with_weights-0"].into_iter().find(|t| {
+        graph.walk(&format!("{t}/_transformer_layers/0")).is_some()
+            && graph.walk(&format!("{t}/_embedding_layer")).is_some()
+    })
 }
 
 /// The original model and what was found.
@@ -368,7 +381,7 @@ pub(crate) fn load_original<'a>(
 ) -> Result<Original<'a>, VerifyError> {
     let generator = arch == Architecture::MaskedLm;
     let tower = match (producer, generator) {
-        (Producer::ModelGarden, false) => "encoder",
+        (Producer::ModelGarden, false) => model_garden_encoder(graph).unwrap_or("encoder"),
         (Producer::ModelGarden, true) => "model/generator_network",
         (Producer::Nvidia, false) => "model/discriminator/electra",
         (Producer::Nvidia, true) => "model/generator/electra",

@@ -1,5 +1,5 @@
 //! Putting a TF V2 checkpoint on disk atomically: `-o OUT/PREFIX` stages a whole new directory
-//! `OUT` (through [`Staging`], so an error or SIGINT/SIGTERM leaves nothing behind), streams the
+//! `OUT` (through `Staging`, so an error or SIGINT/SIGTERM leaves nothing behind), streams the
 //! tensors into `PREFIX.data-00000-of-00001`, then writes `PREFIX.index` and the `checkpoint`
 //! state file naming `PREFIX` relatively (as TF's Saver does), fsyncs and renames `OUT` into place.
 
@@ -12,10 +12,10 @@ use tf_checkpoint::{state_file_text, with_suffix, BundleWriteError, BundleWriter
 use super::{io_err, EarlyWriteback, Staging, WriteError};
 
 /// The data-shard sink: buffered, with early writeback like model.safetensors.
-pub type DataSink = BufWriter<EarlyWriteback>;
+pub(crate) type DataSink = BufWriter<EarlyWriteback>;
 
 /// A checkpoint being written into a staging directory.
-pub struct BundleOutput {
+pub(crate) struct BundleOutput {
     staging: Staging,
     /// `OUT/PREFIX` as the user gave it.
     prefix: PathBuf,
@@ -32,7 +32,7 @@ impl std::fmt::Debug for BundleOutput {
 }
 
 /// Split `OUT/PREFIX` into the directory to create and the prefix file name.
-pub fn split_prefix(prefix: &Path) -> Result<(PathBuf, String), WriteError> {
+pub(crate) fn split_prefix(prefix: &Path) -> Result<(PathBuf, String), WriteError> {
     let bad = || WriteError::PrefixName {
         path: prefix.to_path_buf(),
     };
@@ -55,7 +55,7 @@ pub fn split_prefix(prefix: &Path) -> Result<(PathBuf, String), WriteError> {
 impl BundleOutput {
     /// Stage `OUT` for `-o OUT/PREFIX` (refused when `OUT` exists and is not empty, unless
     /// `force`) and open the data shard.
-    pub fn begin(prefix: &Path, force: bool) -> Result<BundleOutput, WriteError> {
+    pub(crate) fn begin(prefix: &Path, force: bool) -> Result<BundleOutput, WriteError> {
         let (dir, name) = split_prefix(prefix)?;
         let staging = Staging::begin(&dir, force)?;
         let data_path = with_suffix(&staging.path().join(&name), ".data-00000-of-00001");
@@ -72,12 +72,12 @@ impl BundleOutput {
     }
 
     /// The writer tensors are added to.
-    pub fn writer(&mut self) -> &mut BundleWriter<DataSink> {
+    pub(crate) fn writer(&mut self) -> &mut BundleWriter<DataSink> {
         &mut self.writer
     }
 
     /// Turn a writer error into a [`WriteError`] about the file the user asked for.
-    pub fn error(&self, error: BundleWriteError) -> WriteError {
+    pub(crate) fn error(&self, error: BundleWriteError) -> WriteError {
         let data = with_suffix(
             &self.staging.path().join(&self.name),
             ".data-00000-of-00001",
@@ -93,7 +93,7 @@ impl BundleOutput {
     }
 
     /// Write the index and state file, fsync, and rename the directory into place.
-    pub fn commit(self) -> Result<PathBuf, WriteError> {
+    pub(crate) fn commit(self) -> Result<PathBuf, WriteError> {
         let BundleOutput {
             staging,
             prefix,

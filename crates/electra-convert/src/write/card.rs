@@ -20,21 +20,30 @@ pub struct ParityLine {
     pub against: String,
     /// Each compared output with its largest absolute difference.
     pub outputs: Vec<(String, f64)>,
+    /// Absolute tolerance of the check.
     pub atol: f64,
+    /// Relative tolerance of the check.
     pub rtol: f64,
+    /// Whether the check passed.
     pub passed: bool,
 }
 
 /// Everything the card says.
 #[derive(Clone, Debug)]
 pub struct CardFacts<'a> {
+    /// The plan the model was written from.
     pub plan: &'a Plan,
+    /// Attention heads written to config.json.
     pub num_attention_heads: u64,
     /// The checkpoint as given (made relative when absolute).
     pub checkpoint: String,
+    /// The checkpoint's `global_step`, if it has one.
     pub global_step: Option<i64>,
+    /// The dtype of the weights.
     pub dtype: OutputDtype,
+    /// Tensors in model.safetensors.
     pub tensors: usize,
+    /// Size of model.safetensors in bytes.
     pub bytes: u64,
     /// The tokenizer decisions in words, with the vocabulary size; `None` without a vocabulary.
     pub tokenizer: Option<(usize, String)>,
@@ -42,7 +51,9 @@ pub struct CardFacts<'a> {
     pub invocation: Option<String>,
     /// Written as one of two models of a `--model both` run.
     pub both: bool,
+    /// The Hub license identifier for the front matter, if given.
     pub license: Option<&'a str>,
+    /// The parity checks run, in order.
     pub parity: &'a [ParityLine],
 }
 
@@ -65,7 +76,7 @@ pub fn check_license(license: &str) -> Result<(), WriteError> {
 
 /// `path` as the card shows it: relative paths as given, absolute ones relative to `base`
 /// (normally the current directory), so the card carries no machine-specific prefix.
-pub fn display_path(path: &Path, base: &Path) -> String {
+pub(crate) fn display_path(path: &Path, base: &Path) -> String {
     if !path.is_absolute() || !base.is_absolute() {
         return path.display().to_string();
     }
@@ -206,7 +217,7 @@ pub fn model_card(f: &CardFacts<'_>, tool_version: &str) -> String {
         let _ = writeln!(
             s,
             "| source layout | {} (keys resolved through the checkpoint's object graph) |",
-            plan.source_layout.title()
+            crate::mapping::tf2_encoder::plan_title(plan)
         );
     }
     let _ = writeln!(

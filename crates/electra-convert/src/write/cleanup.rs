@@ -25,7 +25,7 @@ pub fn register(path: &Path) {
 }
 
 /// Forget `path` (it was committed or already removed).
-pub fn unregister(path: &Path) {
+pub(crate) fn unregister(path: &Path) {
     registry().retain(|p| p != path);
 }
 
@@ -60,11 +60,24 @@ fn remove_where(
     let mut registry = registry();
     registry.retain(|p| {
         if chosen(p) {
-            let _ = std::fs::remove_dir_all(p);
+            remove_while_written(p);
             false
         } else {
             true
         }
     });
     registry
+}
+
+/// `remove_dir_all`, tried again while it fails and the directory is still there: the
+/// conversion's writer threads keep running while a signal handler cleans up, and a file they
+/// create between the listing and the final `rmdir` makes one attempt fail with "directory not
+/// empty" (seen as a flaky interrupt test on a loaded machine). Bounded: at most 50 attempts.
+fn remove_while_written(path: &Path) {
+    for _ in 0..50 {
+        if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+            return;
+        }
+        std::thread::yield_now();
+    }
 }

@@ -18,10 +18,10 @@ use crate::options::OutputDtype;
 use super::WriteError;
 
 /// The transformers version whose `save_pretrained` output these files reproduce.
-pub const TRANSFORMERS_VERSION: &str = "4.57.6";
+pub(crate) const TRANSFORMERS_VERSION: &str = "4.57.6";
 
 /// ELECTRA's rule: one head per 64 hidden units, at least one.
-pub fn default_heads(hidden_size: u64) -> u64 {
+pub(crate) fn default_heads(hidden_size: u64) -> u64 {
     (hidden_size / 64).max(1)
 }
 
@@ -54,7 +54,7 @@ pub fn infer(plan: &Plan, num_heads: Option<u32>, dtype: OutputDtype) -> Result<
 /// `pretrain_config.json`) where they exist. Head count: `--num-heads`, else the 3-D attention
 /// kernels' (Model Garden), else the trainer config's, else ELECTRA's max(1, H / 64).
 /// Activation and LayerNorm epsilon: the trainer config's, else the layout's default.
-pub fn infer_with(
+pub(crate) fn infer_with(
     plan: &Plan,
     num_heads: Option<u32>,
     dtype: OutputDtype,
@@ -247,7 +247,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 /// `model_type` is always `"electra"`), the user's values in place of the defaults, the user's
 /// other fields kept unless they equal PretrainedConfig's defaults, keys sorted. `architectures`
 /// is the exported class and `dtype` follows `--dtype`; notes say what was replaced.
-pub fn from_user_file(
+pub(crate) fn from_user_file(
     path: &Path,
     plan: &Plan,
     num_heads: Option<u32>,
@@ -384,7 +384,7 @@ pub fn from_user_file(
 }
 
 /// Serialise like Python's `json.dumps(indent=2)` plus the trailing newline transformers adds.
-pub fn to_json_text(value: &Value) -> String {
+pub(crate) fn to_json_text(value: &Value) -> String {
     let mut s = serde_json::to_string_pretty(value).expect("config JSON");
     s.push('\n');
     s

@@ -32,80 +32,166 @@ pub use tokenizer::Tokenizer;
 /// Everything that can stop writing a model directory.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The output directory exists, is not empty, and `--force` was not given.
     #[error("output directory {dir} exists and is not empty; pass --force to replace it, or choose another -o")]
-    OutputExists { dir: PathBuf },
+    OutputExists {
+        /// The output directory.
+        dir: PathBuf,
+    },
 
+    /// The output path exists and is a file.
     #[error("output path {path} exists and is not a directory; remove it or choose another -o")]
-    OutputNotDir { path: PathBuf },
+    OutputNotDir {
+        /// The output path.
+        path: PathBuf,
+    },
 
+    /// The output path has no final component to create.
     #[error("output path {path} does not name a directory to create (it ends in `.`, `..` or `/` root); pass a path like out/model")]
-    OutputName { path: PathBuf },
+    OutputName {
+        /// The output path.
+        path: PathBuf,
+    },
 
+    /// A file operation failed.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: String },
-
-    #[error("writing {file} of {output} failed: {error}; nothing was left behind. Free space or fix permissions where {output} goes, or choose another -o")]
-    OutputWrite {
-        output: PathBuf,
-        file: String,
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
         error: String,
     },
 
-    #[error("reading checkpoint variable `{tensor}`: {error}")]
-    Read { tensor: String, error: String },
+    /// Writing or committing the output failed; staged files were removed.
+    #[error("writing {file} of {output} failed: {error}; nothing was left behind. Free space or fix permissions where {output} goes, or choose another -o")]
+    OutputWrite {
+        /// The output directory.
+        output: PathBuf,
+        /// The file being written.
+        file: String,
+        /// The I/O error.
+        error: String,
+    },
 
+    /// A checkpoint variable could not be read.
+    #[error("reading checkpoint variable `{tensor}`: {error}")]
+    Read {
+        /// The variable.
+        tensor: String,
+        /// The checkpoint error.
+        error: String,
+    },
+
+    /// A variable gave a different number of bytes than its index entry promises.
     #[error("checkpoint variable `{tensor}` yielded {got} bytes of f32 data, expected {expected}; the checkpoint disagrees with its own index")]
     SourceSize {
+        /// The variable.
         tensor: String,
+        /// Bytes received.
         got: u64,
+        /// Bytes expected.
         expected: u64,
     },
 
+    /// The number of attention heads does not divide `hidden_size`.
     #[error("{heads} attention heads (from {origin}) do not divide hidden_size {hidden}; pass --num-heads N with N dividing {hidden}")]
     Heads {
+        /// Attention heads.
         heads: u64,
+        /// `hidden_size`.
         hidden: u64,
+        /// Where the head count came from.
         origin: String,
     },
 
+    /// A `--config` file cannot be read or parsed, or a size in it is not a whole number.
     #[error("config file {path}: {reason}")]
-    ConfigInvalid { path: PathBuf, reason: String },
-
-    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
-    ConfigModelType { path: PathBuf, model_type: String },
-
-    #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
-    ConfigMismatch {
+    ConfigInvalid {
+        /// The config file.
         path: PathBuf,
-        field: String,
-        configured: u64,
-        defaulted: bool,
-        actual: u64,
-        why: String,
-        model: &'static str,
-    },
-
-    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
-    PrefixName { path: PathBuf },
-
-    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
-    Bundle { prefix: PathBuf, error: String },
-
-    #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
-    Vocab { path: PathBuf, reason: String },
-
-    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
-    VocabLine {
-        path: PathBuf,
-        line: usize,
+        /// What is wrong.
         reason: String,
     },
 
-    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
-    License { license: String },
+    /// A `--config` file names another `model_type`.
+    #[error("config file {path}: model_type is {model_type}, but the checkpoint is ELECTRA and the output is an ELECTRA model; set \"model_type\": \"electra\" or remove the key (sizes are checked against the checkpoint either way)")]
+    ConfigModelType {
+        /// The config file.
+        path: PathBuf,
+        /// The `model_type` found.
+        model_type: String,
+    },
 
+    /// A `--config` size disagrees with the checkpoint.
+    #[error("config file {path}: {field} is {configured}{} but the checkpoint's {model} has {actual} ({why}); fix the field or drop --config to infer it", if *.defaulted { " (ElectraConfig's default, the field is absent)" } else { "" })]
+    ConfigMismatch {
+        /// The config file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// Its value.
+        configured: u64,
+        /// Whether the value is ElectraConfig's default (the field is absent).
+        defaulted: bool,
+        /// The checkpoint's value.
+        actual: u64,
+        /// How the checkpoint's value was found (which variable or scope).
+        why: String,
+        /// The model kind.
+        model: &'static str,
+    },
+
+    /// An `export` output prefix has no directory part to create.
+    #[error("output prefix {path} must name a checkpoint inside a directory to create, like out/model.ckpt-0 (the directory gets the .index, .data-00000-of-00001 and checkpoint files)")]
+    PrefixName {
+        /// The prefix given.
+        path: PathBuf,
+    },
+
+    /// Writing a TF checkpoint failed; staged files were removed.
+    #[error("writing checkpoint {prefix}: {error}; nothing was left behind")]
+    Bundle {
+        /// The checkpoint prefix.
+        prefix: PathBuf,
+        /// What failed.
+        error: String,
+    },
+
+    /// The vocabulary file is unusable.
+    #[error("vocabulary {path}: {reason}; pass a BERT-style vocab.txt (one token per line) with --vocab")]
+    Vocab {
+        /// The vocabulary.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A line of the vocabulary is unusable.
+    #[error("vocabulary {path}, line {line}: {reason}; nothing was written")]
+    VocabLine {
+        /// The vocabulary.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `--license` is not a Hub license identifier.
+    #[error("license `{license}` is not a Hub license identifier (e.g. apache-2.0, mit, cc-by-4.0, other: ASCII letters, digits, `-`, `.`, `+`)")]
+    License {
+        /// The value given.
+        license: String,
+    },
+
+    /// The tokenizers crate refused to build tokenizer.json.
     #[error("tokenizer for {path}: the tokenizers crate refused it: {error}")]
-    TokenizerBuild { path: PathBuf, error: String },
+    TokenizerBuild {
+        /// The vocabulary.
+        path: PathBuf,
+        /// Its message.
+        error: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
@@ -117,7 +203,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
 
 /// Refuse early when the destination cannot be written (exists as a file, or non-empty
 /// without `force`).
-pub fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
+pub(crate) fn check_destination(dir: &Path, force: bool) -> Result<(), WriteError> {
     if dir.file_name().is_none() {
         return Err(WriteError::OutputName {
             path: dir.to_path_buf(),
@@ -159,7 +245,7 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
 /// A temporary directory that becomes `final_dir` on [`Staging::commit`] and disappears
 /// otherwise (on drop, or on SIGINT/SIGTERM through [`cleanup`]).
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     final_dir: PathBuf,
     temp: PathBuf,
     /// The topmost parent directory this staging created (removed again on failure).
@@ -169,7 +255,7 @@ pub struct Staging {
 }
 
 impl Staging {
-    pub fn begin(final_dir: &Path, force: bool) -> Result<Staging, WriteError> {
+    pub(crate) fn begin(final_dir: &Path, force: bool) -> Result<Staging, WriteError> {
         check_destination(final_dir, force)?;
         let parent = final_dir
             .parent()
@@ -206,13 +292,13 @@ impl Staging {
     }
 
     /// Where to write the files.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.temp
     }
 
     /// Re-word an I/O error about a file inside the staging directory in terms of the output
     /// the user asked for (the staging path is gone by the time the error is printed).
-    pub fn attribute(&self, error: WriteError) -> WriteError {
+    pub(crate) fn attribute(&self, error: WriteError) -> WriteError {
         match error {
             WriteError::Io { path, error } if path.starts_with(&self.temp) => {
                 let file = path
@@ -236,7 +322,7 @@ impl Staging {
     /// Move the finished directory into place, durably: the staging directory's entries are
     /// synced before the rename and the parent directory after it, so once this returns the
     /// output survives a crash (the files were synced as they were written).
-    pub fn commit(mut self) -> Result<(), WriteError> {
+    pub(crate) fn commit(mut self) -> Result<(), WriteError> {
         check_destination(&self.final_dir, self.force)?;
         sync_dir(&self.temp)?;
         let fin = self.final_dir.clone();
@@ -291,7 +377,7 @@ impl Drop for Staging {
 }
 
 /// The contents of one model directory.
-pub struct ModelFiles<'a> {
+pub(crate) struct ModelFiles<'a> {
     pub plan: &'a Plan,
     pub config: &'a Value,
     pub tokenizer: Option<&'a Tokenizer>,
@@ -300,14 +386,14 @@ pub struct ModelFiles<'a> {
 
 /// What was written for one model.
 #[derive(Clone, Copy, Debug)]
-pub struct Written {
+pub(crate) struct Written {
     pub tensors: usize,
     /// Size of model.safetensors.
     pub bytes: u64,
 }
 
 /// Size of the model.safetensors [`write_model_files`] will write (for progress totals).
-pub fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
+pub(crate) fn safetensors_size(plan: &Plan, dtype: OutputDtype) -> u64 {
     safetensors::file_size(&plan.entries, dtype)
 }
 
@@ -357,7 +443,7 @@ fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
 /// Put `text` at `path` durably and atomically: a synced temporary file beside it is renamed over
 /// it and the directory is synced, so a reader (or a crash) sees the old file or the new one,
 /// never a half-written one. The model card goes through here.
-pub fn replace_text(path: &Path, text: &str) -> Result<(), WriteError> {
+pub(crate) fn replace_text(path: &Path, text: &str) -> Result<(), WriteError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -462,7 +548,7 @@ impl safetensors::PositionedOutput for ModelFile {
 /// don't wait). The writeback work then happens while the writer carries on, instead of all at
 /// once inside the closing `fsync`. Durability still comes from that `fsync`; this only moves
 /// work earlier.
-pub struct EarlyWriteback {
+pub(crate) struct EarlyWriteback {
     file: File,
     /// Bytes written so far, and where the last writeback request ended.
     written: u64,
@@ -470,7 +556,7 @@ pub struct EarlyWriteback {
 }
 
 impl EarlyWriteback {
-    pub fn new(file: File) -> Self {
+    pub(crate) fn new(file: File) -> Self {
         EarlyWriteback {
             file,
             written: 0,
@@ -520,7 +606,7 @@ impl Write for EarlyWriteback {
 /// tokenizer_config.json and special_tokens_map.json into `dir` (which must exist), each file
 /// synced to disk, and then `dir` itself. The small files are written and synced on a thread
 /// of their own while the tensors are converted, so their syncs cost no time.
-pub fn write_model_files(
+pub(crate) fn write_model_files(
     dir: &Path,
     files: &ModelFiles<'_>,
     source: &(dyn TensorSource + Sync),

@@ -30,6 +30,7 @@ pub fn dtype_name(dtype: OutputDtype) -> &'static str {
     }
 }
 
+/// Bytes per element of `dtype`.
 pub fn element_size(dtype: OutputDtype) -> u64 {
     match dtype {
         OutputDtype::F32 => 4,
@@ -57,7 +58,7 @@ pub fn header(entries: &[Entry], dtype: OutputDtype) -> (Vec<u8>, u64) {
 }
 
 /// Total file size for these entries.
-pub fn file_size(entries: &[Entry], dtype: OutputDtype) -> u64 {
+pub(crate) fn file_size(entries: &[Entry], dtype: OutputDtype) -> u64 {
     let (h, data) = header(entries, dtype);
     8 + h.len() as u64 + data
 }
@@ -66,12 +67,12 @@ use crate::kernels::{Target, TILE};
 
 /// Bytes per piece when a tensor is copied without transposing: big enough that the `write`
 /// syscalls cost nothing, small enough to stay in L2 between read, checksum and write.
-pub const COPY_CHUNK: usize = 1 << 20;
+pub(crate) const COPY_CHUNK: usize = 1 << 20;
 
 /// Little-endian f32 bytes `src` (a whole number of elements) as `dtype` bytes, transposed
 /// from `[rows, cols]` when `transpose` is given, written into `dst` (grown when too small,
 /// never shrunk, so it can be reused). Returns the filled part of `dst`.
-pub fn convert_into<'o>(
+pub(crate) fn convert_into<'o>(
     src: &[u8],
     transpose: Option<(usize, usize)>,
     dtype: OutputDtype,
@@ -93,7 +94,7 @@ pub fn convert_into<'o>(
 /// Output rows `columns` of the transposed `[rows, cols]` f32 matrix `src` (little-endian
 /// bytes) as `dtype` bytes, in `dst` (grown when too small, never shrunk). Returns the filled
 /// part: the bytes of the output from element `columns.start * rows` on.
-pub fn convert_columns_into<'o>(
+pub(crate) fn convert_columns_into<'o>(
     src: &[u8],
     (rows, cols): (usize, usize),
     columns: std::ops::Range<usize>,
@@ -148,6 +149,7 @@ pub fn convert_tensor<'a>(
 /// layout. Only [`f32_le_bytes`](TensorSource::f32_le_bytes) is required; the other two exist
 /// so a source can avoid holding whole tensors (the defaults go through `f32_le_bytes`).
 pub trait TensorSource {
+    /// The variable `tf_name` as little-endian f32 bytes, in its checkpoint layout.
     fn f32_le_bytes(&self, tf_name: &str) -> Result<Cow<'_, [u8]>, WriteError>;
 
     /// The same bytes, in `buf` (reused across tensors: grown, never shrunk). Returns the
@@ -257,7 +259,7 @@ const WORKERS: usize = 2;
 pub const OUT_SLICE: usize = 2 << 20;
 
 /// Where the file's bytes go: positioned writes, from several threads at once.
-pub trait PositionedOutput: Sync {
+pub(crate) trait PositionedOutput: Sync {
     /// Write all of `bytes` at byte `offset` of the file.
     fn write_all_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()>;
 
@@ -486,7 +488,7 @@ fn write_tensor(
 /// transposed tensor's input, one [`OUT_SLICE`] of output, one [`COPY_CHUNK`] for copied
 /// tensors. A tensor whose checksum fails is only detected after its pieces were written, so on
 /// any `Err` the caller must discard the file (the staging directory does).
-pub fn write_safetensors(
+pub(crate) fn write_safetensors(
     out: &dyn PositionedOutput,
     entries: &[Entry],
     source: &(dyn TensorSource + Sync),

@@ -35,7 +35,7 @@ const SPECIALS: [(&str, &str); 5] = [
 const ADD_ORDER: [&str; 5] = ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"];
 
 /// WordPiece's limit: a longer word becomes `[UNK]` (BERT's `max_input_chars_per_word`).
-pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
+pub(crate) const MAX_INPUT_CHARS_PER_WORD: usize = 100;
 
 /// Where a tokenizer decision came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -51,9 +51,13 @@ pub enum DecisionSource {
     Default,
     /// Read from a model directory's tokenizer_config.json.
     TokenizerConfig,
+    /// Recorded by the producer in a SavedModel (Model Garden `export_tfhub`'s `do_lower_case`
+    /// bool variable).
+    SavedModel,
 }
 
 impl DecisionSource {
+    /// The name used in JSON output (`flag`, `vocabulary`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionSource::Flag => "flag",
@@ -61,6 +65,7 @@ impl DecisionSource {
             DecisionSource::Casing => "casing",
             DecisionSource::Default => "default",
             DecisionSource::TokenizerConfig => "tokenizer_config",
+            DecisionSource::SavedModel => "saved_model",
         }
     }
 }
@@ -71,12 +76,19 @@ pub type CasingSource = DecisionSource;
 /// A vocabulary to ship, with the tokenizer settings derived for it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Tokenizer {
+    /// The vocabulary file shipped.
     pub vocab: PathBuf,
+    /// Lower-case before WordPiece.
     pub do_lower_case: bool,
+    /// What decided `do_lower_case`.
     pub casing_from: DecisionSource,
+    /// Strip accents.
     pub strip_accents: bool,
+    /// What decided `strip_accents`.
     pub accents_from: DecisionSource,
+    /// Put spaces around CJK characters.
     pub tokenize_chinese_chars: bool,
+    /// What decided `tokenize_chinese_chars`.
     pub chinese_chars_from: DecisionSource,
     /// Tokens of the vocabulary, in id order.
     #[serde(skip)]
@@ -84,7 +96,7 @@ pub struct Tokenizer {
 }
 
 /// `--vocab`, else `vocab.txt` in the checkpoint's directory, else in its parent.
-pub fn find_vocab(checkpoint_dir: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_vocab(checkpoint_dir: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
@@ -101,7 +113,7 @@ fn is_special(token: &str) -> bool {
 }
 
 /// True when some ordinary token (not a bracketed special like `[CLS]`) has an uppercase letter.
-pub fn vocabulary_is_cased<S: AsRef<str>>(tokens: &[S]) -> bool {
+pub(crate) fn vocabulary_is_cased<S: AsRef<str>>(tokens: &[S]) -> bool {
     tokens.iter().map(AsRef::as_ref).any(|t| {
         let special = is_special(t);
         !special && t.chars().any(char::is_uppercase)
@@ -121,7 +133,7 @@ fn has_accent(token: &str) -> bool {
 }
 
 /// The first ordinary token with an accented letter, if any.
-pub fn first_accented<S: AsRef<str>>(tokens: &[S]) -> Option<&str> {
+pub(crate) fn first_accented<S: AsRef<str>>(tokens: &[S]) -> Option<&str> {
     tokens
         .iter()
         .map(AsRef::as_ref)
@@ -192,10 +204,12 @@ impl Tokenizer {
         }
     }
 
+    /// Number of tokens in the vocabulary.
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
 
+    /// Whether the vocabulary is empty.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
@@ -218,6 +232,7 @@ impl Tokenizer {
         let casing_why = match self.casing_from {
             DecisionSource::Vocabulary if self.do_lower_case => "vocabulary: no uppercase letters",
             DecisionSource::Vocabulary => "vocabulary: has uppercase letters",
+            DecisionSource::SavedModel => "saved_model: the do_lower_case variable",
             other => other.as_str(),
         };
         format!(
@@ -295,6 +310,7 @@ impl Tokenizer {
         Value::Object(m)
     }
 
+    /// The content of special_tokens_map.json.
     pub fn special_tokens_map() -> Value {
         Value::Object(
             SPECIALS
@@ -306,7 +322,7 @@ impl Tokenizer {
 
     /// vocab.txt as written: one token per line, `\n` line ends (a CRLF file is normalised,
     /// since transformers strips only `\n` and would keep the `\r` in every token).
-    pub fn vocab_text(&self) -> String {
+    pub(crate) fn vocab_text(&self) -> String {
         let mut s = String::with_capacity(self.tokens.iter().map(|t| t.len() + 1).sum());
         for t in &self.tokens {
             s.push_str(t);
@@ -424,7 +440,7 @@ pub fn build_tokenizer(tok: &Tokenizer) -> Result<tokenizers::Tokenizer, WriteEr
 }
 
 /// tokenizer.json text as transformers writes it (pretty-printed, 2-space indent).
-pub fn tokenizer_json(tok: &Tokenizer) -> Result<String, WriteError> {
+pub(crate) fn tokenizer_json(tok: &Tokenizer) -> Result<String, WriteError> {
     build_tokenizer(tok)?
         .to_string(true)
         .map_err(|e| WriteError::TokenizerBuild {

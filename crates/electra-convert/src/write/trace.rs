@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub const ENV: &str = "ELECTRA_CONVERT_WRITE_TRACE";
+pub(crate) const ENV: &str = "ELECTRA_CONVERT_WRITE_TRACE";
 
 /// 0: not decided yet, 1: off, 2: on.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -76,7 +76,7 @@ impl Timer {
 
 /// Append the recorded spans to the trace file and forget them. Failures to write the trace
 /// are ignored: it is a measuring aid, never part of the conversion's result.
-pub fn flush() {
+pub(crate) fn flush() {
     if !enabled() {
         return;
     }

@@ -7,22 +7,22 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     crate::repo_root().join("fixtures/electra")
 }
 
 /// `fixtures/electra/<layout>/expected/<kind>`.
-pub fn model_dir(layout: &str, kind: &str) -> PathBuf {
+pub(crate) fn model_dir(layout: &str, kind: &str) -> PathBuf {
     fixtures().join(layout).join("expected").join(kind)
 }
 
 /// The checkpoint of a layout (its directory; the reader resolves the prefix).
-pub fn checkpoint(layout: &str) -> PathBuf {
+pub(crate) fn checkpoint(layout: &str) -> PathBuf {
     fixtures().join(layout)
 }
 
 /// Every (layout, kind) pair that has expected outputs.
-pub fn all_models() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn all_models() -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     for layout in ["tied", "released", "untied", "finetuned"] {
         for kind in ["discriminator", "generator", "encoder"] {
@@ -36,9 +36,9 @@ pub fn all_models() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Tensors of a safetensors file as f32 values by name.
-pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub(crate) type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-pub fn read_tensors(file: &Path) -> Tensors {
+pub(crate) fn read_tensors(file: &Path) -> Tensors {
     let bytes = std::fs::read(file).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
@@ -55,7 +55,7 @@ pub fn read_tensors(file: &Path) -> Tensors {
         .collect()
 }
 
-pub fn write_tensors(file: &Path, tensors: &Tensors) {
+pub(crate) fn write_tensors(file: &Path, tensors: &Tensors) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, (shape, values))| {
@@ -79,14 +79,14 @@ pub fn write_tensors(file: &Path, tensors: &Tensors) {
 }
 
 /// A private copy of a fixture model directory that tests may modify.
-pub struct ModelCopy {
+pub(crate) struct ModelCopy {
     pub tmp: tempfile::TempDir,
     pub layout: &'static str,
     pub kind: &'static str,
 }
 
 impl ModelCopy {
-    pub fn new(layout: &'static str, kind: &'static str) -> ModelCopy {
+    pub(crate) fn new(layout: &'static str, kind: &'static str) -> ModelCopy {
         let tmp = tempfile::tempdir().unwrap();
         for file in ["config.json", "model.safetensors"] {
             std::fs::copy(model_dir(layout, kind).join(file), tmp.path().join(file)).unwrap();
@@ -94,22 +94,25 @@ impl ModelCopy {
         ModelCopy { tmp, layout, kind }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.tmp.path()
     }
 
-    pub fn reference(&self) -> PathBuf {
+    pub(crate) fn reference(&self) -> PathBuf {
         model_dir(self.layout, self.kind).join("reference.safetensors")
     }
 
-    pub fn edit_tensors(&self, edit: impl FnOnce(&mut Tensors)) {
+    pub(crate) fn edit_tensors(&self, edit: impl FnOnce(&mut Tensors)) {
         let file = self.dir().join("model.safetensors");
         let mut tensors = read_tensors(&file);
         edit(&mut tensors);
         write_tensors(&file, &tensors);
     }
 
-    pub fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    pub(crate) fn edit_config(
+        &self,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) {
         let file = self.dir().join("config.json");
         let mut value: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -119,7 +122,7 @@ impl ModelCopy {
 }
 
 /// Key prefix of the tower's tensors in a model directory of `kind`.
-pub fn prefix(kind: &str) -> &'static str {
+pub(crate) fn prefix(kind: &str) -> &'static str {
     if kind == "encoder" {
         ""
     } else {
@@ -128,7 +131,7 @@ pub fn prefix(kind: &str) -> &'static str {
 }
 
 /// Transpose a row-major [rows, cols] matrix.
-pub fn transpose(shape: &[usize], values: &[f32]) -> Vec<f32> {
+pub(crate) fn transpose(shape: &[usize], values: &[f32]) -> Vec<f32> {
     let (r, c) = (shape[0], shape[1]);
     let mut out = vec![0.0; values.len()];
     for i in 0..r {

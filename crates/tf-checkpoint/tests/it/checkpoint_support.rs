@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     crate::repo_root().join("fixtures")
 }
 
 /// Every `fixtures/<group>/<name>` directory, sorted.
-pub fn fixture_dirs(group: &str) -> Vec<PathBuf> {
+pub(crate) fn fixture_dirs(group: &str) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures().join(group))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -19,7 +19,7 @@ pub fn fixture_dirs(group: &str) -> Vec<PathBuf> {
     dirs
 }
 
-pub fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex length");
     (0..s.len())
         .step_by(2)
@@ -27,13 +27,13 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-pub fn read_json(path: &Path) -> serde_json::Value {
+pub(crate) fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// TF's listing for a fixture dir as `(name, dtype, shape)`, from expected.json or
 /// tf_variables.json.
-pub fn tf_listing(dir: &Path) -> Vec<(String, String, Vec<u64>)> {
+pub(crate) fn tf_listing(dir: &Path) -> Vec<(String, String, Vec<u64>)> {
     let shape = |v: &serde_json::Value| -> Vec<u64> {
         v.as_array()
             .unwrap()
@@ -72,7 +72,7 @@ pub fn tf_listing(dir: &Path) -> Vec<(String, String, Vec<u64>)> {
 }
 
 /// The checkpoint prefix inside a fixture directory (the only `*.index`).
-pub fn prefix_in(dir: &Path) -> PathBuf {
+pub(crate) fn prefix_in(dir: &Path) -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
@@ -86,7 +86,7 @@ pub fn prefix_in(dir: &Path) -> PathBuf {
 }
 
 /// Copy a fixture directory's files into a fresh temp dir.
-pub fn copy_fixture(dir: &Path) -> tempfile::TempDir {
+pub(crate) fn copy_fixture(dir: &Path) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();
