@@ -73,6 +73,21 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+/// How checkpoints in buckets (`gs://`, `s3://`, `az://`, `https://`) are read, for every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BucketArgs {
+    /// Read public buckets without credentials (no request signing; reads and listings only).
+    #[arg(long, global = true)]
+    pub anonymous: bool,
+    /// Keep the byte ranges fetched from buckets in DIR (keyed by URL and ETag/generation), so
+    /// later runs on the same checkpoint fetch nothing twice; by default they go to a temporary
+    /// directory removed at exit.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

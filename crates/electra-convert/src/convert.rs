@@ -123,6 +123,9 @@ pub struct ConvertOutcome {
     pub outputs: Vec<ConvertedModel>,
     /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,
+    /// From a bucket: bytes fetched and needed, requests, the checkpoint's whole size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<crate::source::FetchTotals>,
 }
 
 impl ConvertOutcome {
@@ -349,6 +352,18 @@ pub fn convert(
         ));
     }
 
+    // From a bucket: fetch exactly the planned tensors (both towers' union, once) and the step
+    // counter; every later read (writing, --verify) is of these.
+    let needed = plans
+        .iter()
+        .flat_map(|p| p.entries.iter().map(|e| e.tf.as_str()))
+        .chain(GLOBAL_STEP);
+    ckpt.prefetch(needed)
+        .map_err(|source| ConvertError::OpenCheckpoint {
+            path: options.checkpoint.clone(),
+            source: Box::new(source),
+        })?;
+
     let total: u64 = plans
         .iter()
         .map(|p| write::safetensors_size(p, options.dtype))
@@ -357,14 +372,10 @@ pub fn convert(
 
     // A checkpoint without a readable global_step simply has none on the card.
     // TF1 `global_step`; TF2 Model Garden `global_step/...`, NVIDIA `step/...`.
-    let global_step = [
-        "global_step",
-        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
-        "step/.ATTRIBUTES/VARIABLE_VALUE",
-    ]
-    .into_iter()
-    .find(|name| ckpt.get(name).is_some())
-    .and_then(|name| ckpt.read_i64_scalar(name).ok());
+    let global_step = GLOBAL_STEP
+        .into_iter()
+        .find(|name| ckpt.get(name).is_some())
+        .and_then(|name| ckpt.read_i64_scalar(name).ok());
     let card_context = CardContext {
         options,
         global_step,
@@ -431,7 +442,7 @@ pub fn convert(
     for (i, m) in outputs.iter_mut().enumerate() {
         if options.verify || options.reference.is_some() {
             progress.stage(&format!("verifying {}", m.directory.display()));
-            m.verify = run_checks(options, &m.directory, m.class, both)?;
+            m.verify = run_checks(options, &ckpt, &m.directory, m.class, both)?;
             if options.model_card && !m.verify.is_empty() {
                 // The card gains the results; README.md is replaced by rename, never half-written.
                 let lines: Vec<card::ParityLine> = m
@@ -458,8 +469,20 @@ pub fn convert(
             });
         }
     }
-    Ok(ConvertOutcome { outputs, warnings })
+    Ok(ConvertOutcome {
+        outputs,
+        warnings,
+        fetched: ckpt.fetched(),
+    })
 }
+
+/// Where the step counter is: TF1 `global_step`; TF2 Model Garden `global_step/...`, NVIDIA
+/// `step/...`.
+const GLOBAL_STEP: [&str; 3] = [
+    "global_step",
+    "global_step/.ATTRIBUTES/VARIABLE_VALUE",
+    "step/.ATTRIBUTES/VARIABLE_VALUE",
+];
 
 /// What every model card of one run shares.
 struct CardContext<'a> {
@@ -517,6 +540,7 @@ impl CardContext<'_> {
 /// The parity checks the options ask for, run on a freshly written directory.
 fn run_checks(
     options: &ConvertOptions,
+    ckpt: &crate::source::Source,
     dir: &Path,
     class: &'static str,
     both: bool,
@@ -524,13 +548,14 @@ fn run_checks(
     let tol = options.tolerance;
     let mut reports = Vec::new();
     if options.verify {
-        let report = verify::verify_against_checkpoint(dir, &options.checkpoint, tol, 0).map_err(
-            |source| ConvertError::VerifyDidNotRun {
+        // The source already open: a checkpoint in a bucket is not fetched again.
+        let report = verify::verify_against_source(dir, ckpt, tol, 0).map_err(|source| {
+            ConvertError::VerifyDidNotRun {
                 dir: dir.to_path_buf(),
                 checkpoint: options.checkpoint.clone(),
                 source: Box::new(source),
-            },
-        )?;
+            }
+        })?;
         reports.push(report);
     }
     if let Some(reference) = &options.reference {

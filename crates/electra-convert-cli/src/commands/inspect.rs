@@ -211,7 +211,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             Err(e) => json!({"id": null, "name": null, "problem": e.to_string()}),
         };
         let doc = json!({
-            "checkpoint": ckpt.prefix().display().to_string(),
+            "checkpoint": ckpt.location(),
             "form": {"id": ckpt.form(), "name": ckpt.form().title(), "location": ckpt.location()},
             "layout": layout,
             "tensors": tensors,
@@ -235,7 +235,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         .collect();
     let mut out = format!(
         "checkpoint {} ({} tensors, {}, {} shard{})\n\n",
-        ckpt.prefix().display(),
+        ckpt.location(),
         ckpt.tensors().len(),
         human_bytes(total_bytes),
         ckpt.num_shards(),

@@ -20,11 +20,11 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     let vars = electra_convert::convert::source_vars(&ckpt);
     let graph = ckpt.object_graph()?;
     let plans = mapping::plan_checkpoint(args.model, &vars, graph.as_ref(), args.layout)
-        .with_context(|| format!("checkpoint {}", ckpt.prefix().display()))?;
+        .with_context(|| format!("checkpoint {}", ckpt.location()))?;
     let layout = plans[0].source_layout;
     if args.json {
         let out = json!({
-            "checkpoint": ckpt.prefix(),
+            "checkpoint": ckpt.location(),
             "form": ckpt.form(),
             "layout": {"id": layout.as_str(), "name": electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())},
             "model": args.model,

@@ -25,6 +25,7 @@ pub fn main_with_exit_code() -> i32 {
             return err.exit_code();
         }
     };
+    configure_buckets(&cli.bucket);
     match run(cli.command) {
         Ok(()) => exit::SUCCESS,
         Err(err) => {
@@ -37,6 +38,17 @@ pub fn main_with_exit_code() -> i32 {
             }
         }
     }
+}
+
+/// `--anonymous` and `--cache-dir`, for every bucket the command reads.
+fn configure_buckets(args: &crate::cli::BucketArgs) {
+    #[cfg(feature = "remote")]
+    electra_convert::source::remote::configure(electra_convert::source::remote::RemoteSettings {
+        anonymous: args.anonymous,
+        cache_dir: args.cache_dir.clone(),
+    });
+    #[cfg(not(feature = "remote"))]
+    let _ = args;
 }
 
 fn run(command: Command) -> anyhow::Result<()> {

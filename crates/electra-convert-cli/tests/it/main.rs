@@ -19,6 +19,7 @@ mod inspect_cli;
 mod map_cli;
 mod mg_forms;
 mod model_card;
+mod remote;
 mod tf2_fixtures;
 mod verify_checkpoint;
 mod verify_convert;

@@ -470,7 +470,10 @@ fn resolve_job(
 
 /// `p` if absolute, else `base/p`, lexically cleaned (`a/./b/../c` → `a/c`).
 fn resolve_path(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    // A bucket URL (`s3://…`) is never joined onto the manifest's directory.
+    if p.to_str().is_some_and(|s| s.contains("://")) {
+        p.to_path_buf()
+    } else if p.is_absolute() {
         normalize(p)
     } else {
         normalize(&base.join(p))

@@ -1088,6 +1088,12 @@ fn plan_checkpoint(options: &ExportOptions, path: &Path) -> Result<ExportPlan, E
             kind.as_str()
         ));
     }
+    // From a bucket: every tensor is copied, so every tensor is fetched (once, before writing).
+    ckpt.prefetch(ckpt.tensors().iter().map(|t| t.name.as_str()))
+        .map_err(|error| ExportError::Checkpoint {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })?;
     Ok(ExportPlan {
         vars: out,
         models: Vec::new(),

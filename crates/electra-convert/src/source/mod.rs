@@ -22,6 +22,8 @@ pub mod tf_safetensors;
 pub mod zip;
 
 pub use savedmodel::SavedModelFacts;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 /// The shape the weights were found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +31,8 @@ pub use savedmodel::SavedModelFacts;
 pub enum Form {
     /// A TensorFlow checkpoint as files (`PREFIX.index` + `PREFIX.data-*`).
     Checkpoint,
+    /// A TensorFlow checkpoint in a bucket (`gs://`, `s3://`, `az://`, `https://`), read by range.
+    Bucket,
     /// transformers' TF weights: `tf_model.h5`, or `tf_model-0000K-of-0000N.h5` shards with
     /// `tf_model.h5.index.json`.
     KerasH5,
@@ -45,6 +49,7 @@ impl Form {
     pub fn title(self) -> &'static str {
         match self {
             Form::Checkpoint => "TensorFlow checkpoint",
+            Form::Bucket => "TensorFlow checkpoint in a bucket",
             Form::KerasH5 => "HuggingFace TF weights (tf_model.h5)",
             Form::TfSafetensors => "HuggingFace TF weights (model.safetensors, format tf)",
             Form::Zip => "zip archive",
@@ -59,6 +64,15 @@ pub enum SourceError {
     /// The TensorFlow checkpoint (or the bundle a form presents) is missing or unusable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+
+    /// A bucket URL was given to a build without the `remote` feature.
+    #[error("{url}: this build has no bucket support (rebuild electra-convert with the default `remote` feature)")]
+    NoBucketSupport { url: String },
+
+    /// The bucket, its objects or the connection to the store failed.
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Box<remote::RemoteError>),
     /// An HDF5 file is unreadable or outside the subset Keras and transformers write.
     #[error("cannot read `{}` as a Keras HDF5 weights file", path.display())]
     H5 {
@@ -101,6 +115,9 @@ pub struct Source {
     _keep: KeepAlive,
     /// What a SavedModel adds (its vocabulary, lower-casing flag, Keras config).
     saved_model: Option<SavedModelFacts>,
+    /// A checkpoint in a bucket: how to fetch its ranges.
+    #[cfg(feature = "remote")]
+    remote: Option<remote::RemoteState>,
 }
 
 /// Whatever must live as long as the checkpoint reads from it.
@@ -128,6 +145,8 @@ impl Source {
             location,
             _keep: KeepAlive(keep),
             saved_model: None,
+            #[cfg(feature = "remote")]
+            remote: None,
         }
     }
 
@@ -150,6 +169,60 @@ impl Source {
     /// The lower-casing flag the form itself records (a SavedModel's `do_lower_case`).
     pub fn own_lower_case(&self) -> Option<bool> {
         self.saved_model.as_ref()?.do_lower_case
+    }
+
+    /// A source over a checkpoint in a bucket whose shards are sparse local files.
+    #[cfg(feature = "remote")]
+    fn new_remote(
+        checkpoint: Checkpoint,
+        form: Form,
+        side_dir: PathBuf,
+        location: String,
+        state: remote::RemoteState,
+    ) -> Source {
+        let mut source = Source::new(checkpoint, form, side_dir, location, Vec::new());
+        source.remote = Some(state);
+        source
+    }
+
+    /// Make the stored bytes of `names` readable: a no-op for local files; for a checkpoint in
+    /// a bucket, fetch their ranges not yet held and refuse to go on unless every one is held.
+    /// Every command reading tensors calls this first with the names it will read.
+    pub fn prefetch<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<Option<FetchTotals>, SourceError> {
+        #[cfg(feature = "remote")]
+        if let Some(state) = &self.remote {
+            let ranges = self.checkpoint.stored_ranges(names);
+            return state
+                .prefetch(&ranges)
+                .map(Some)
+                .map_err(|e| SourceError::Remote(Box::new(e)));
+        }
+        let _ = names.into_iter();
+        Ok(None)
+    }
+
+    /// [`prefetch`](Source::prefetch) every variable but optimizer slots and the step counter
+    /// (for checks that read a tower's weights by their TF names without a plan).
+    pub fn prefetch_model_variables(&self) -> Result<Option<FetchTotals>, SourceError> {
+        let names: Vec<&str> = self
+            .checkpoint
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| !is_optimizer_state(n))
+            .collect();
+        self.prefetch(names)
+    }
+
+    /// What was fetched from a bucket so far (`None` for local files).
+    pub fn fetched(&self) -> Option<FetchTotals> {
+        #[cfg(feature = "remote")]
+        if let Some(state) = &self.remote {
+            return Some(state.totals());
+        }
+        None
     }
 
     /// The checkpoint.
@@ -201,6 +274,13 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
     }
     if let Some(file) = tf_safetensors::detect(path) {
         return tf_safetensors::open(&file);
+    if let Some(url) = bucket_url(path) {
+        #[cfg(feature = "remote")]
+        return remote::open(url);
+        #[cfg(not(feature = "remote"))]
+        return Err(SourceError::NoBucketSupport {
+            url: url.to_string(),
+        });
     }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
@@ -225,6 +305,42 @@ pub fn is_tf_weights(path: &Path) -> bool {
         && (path.join("model.safetensors.index.json").is_file()
             || (path.join(tf_safetensors::FILE).is_file() && !tf_st));
     !pytorch && (keras::detect(path).is_some() || tf_st)
+/// Whether `path` is a bucket URL (`gs://`, `s3://`, `az://`, `http(s)://`): its text if so.
+pub fn bucket_url(path: &Path) -> Option<&str> {
+    let s = path.to_str()?;
+    let (scheme, rest) = s.split_once("://")?;
+    (["gs", "s3", "az", "azure", "abfs", "http", "https"].contains(&scheme) && !rest.is_empty())
+        .then_some(s)
+}
+
+/// What a source fetched from a bucket: bytes, requests, the checkpoint's whole size.
+#[cfg(feature = "remote")]
+pub use remote::FetchTotals;
+
+/// What a source fetched from a bucket (never anything in a build without bucket support).
+#[cfg(not(feature = "remote"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FetchTotals {
+    pub bytes_fetched: u64,
+    pub bytes_needed: u64,
+    pub requests: u64,
+    pub checkpoint_bytes: u64,
+}
+
+/// Optimizer slots and state (TF1 `…/adam_m`, `…/Adam_1`; TF2 `.OPTIMIZER_SLOT`, `optimizer/…`).
+fn is_optimizer_state(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "adam_m",
+        "adam_v",
+        "/adam",
+        "optimizer_slot",
+        "optimizer/",
+        "momentum",
+        "lamb_",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).

@@ -535,14 +535,39 @@ pub fn verify_against_checkpoint(
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let converted = load_converted(model_dir)?;
-    let unusable = |e: tf_checkpoint::CheckpointError| VerifyError::Checkpoint {
+    let opening = |e: crate::source::SourceError| VerifyError::Checkpoint {
         path: checkpoint.to_path_buf(),
         message: e.to_string(),
     };
-    let ckpt = crate::source::open(checkpoint).map_err(|e| VerifyError::Checkpoint {
-        path: checkpoint.to_path_buf(),
+    let ckpt = crate::source::open(checkpoint).map_err(opening)?;
+    // From a bucket: every model variable (optimizer slots left out), fetched once.
+    ckpt.prefetch_model_variables().map_err(opening)?;
+    verify_opened(model_dir, converted, &ckpt, tol, seed)
+}
+
+/// [`verify_against_checkpoint`] on a source already open (and, from a bucket, holding the
+/// tensors the check reads: `convert --verify` reuses what the conversion fetched).
+pub fn verify_against_source(
+    model_dir: &Path,
+    ckpt: &crate::source::Source,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let converted = load_converted(model_dir)?;
+    verify_opened(model_dir, converted, ckpt, tol, seed)
+}
+
+fn verify_opened(
+    model_dir: &Path,
+    converted: Converted,
+    ckpt: &crate::source::Source,
+    tol: Tolerance,
+    seed: u64,
+) -> Result<ParityReport, VerifyError> {
+    let unusable = |e: tf_checkpoint::CheckpointError| VerifyError::Checkpoint {
+        path: ckpt.prefix().to_path_buf(),
         message: e.to_string(),
-    })?;
+    };
     let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
         return verify_converted_against_tf(model_dir, converted, ckpt.checkpoint(), tol, seed);
     };
@@ -555,7 +580,7 @@ pub fn verify_against_checkpoint(
         ),
     })?;
     let mut original = tf2::load_original(
-        &ckpt,
+        ckpt,
         &graph,
         producer,
         converted.arch,

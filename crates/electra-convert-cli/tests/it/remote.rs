@@ -1,0 +1,318 @@
+//! Checkpoints in buckets, end to end through the binary, against real servers on loopback:
+//! moto (`s3://`) and fake-gcs-server (`gs://`), started by the tests on free ports from the
+//! binaries `scripts/test-servers.sh env` names (skipped with a message when unset, failing under
+//! `CI`), faults injected by a small proxy of our own.
+
+mod proxy;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proxy::{Action, Proxy, Rule};
+use servers::{gcs_bucket, gcs_put, moto_bucket, moto_put, Kind, Server};
+
+const FILES: [&str; 4] = [
+    "checkpoint",
+    "model.ckpt-1000.index",
+    "model.ckpt-1000.data-00000-of-00001",
+    "vocab.txt",
+];
+const DATA: &str = "model.ckpt-1000.data-00000-of-00001";
+
+fn tied() -> PathBuf {
+    crate::repo_root().join("fixtures/electra/tied")
+}
+
+/// The binary with a hermetic environment: no credentials of the machine, metadata endpoints on a
+/// closed loopback port, nothing from `$HOME`.
+fn bin() -> assert_cmd::Command {
+    let mut c = crate::cli();
+    for (k, _) in std::env::vars() {
+        if ["AWS_", "GOOGLE_", "AZURE_", "STORAGE_EMULATOR", "GCE_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            c.env_remove(&k);
+        }
+    }
+    c.env("HOME", "/nonexistent-home")
+        .env("GCE_METADATA_HOST", "127.0.0.1:9")
+        .env("GCE_METADATA_IP", "127.0.0.1:9")
+        .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+        .env("AZURE_MSI_ENDPOINT", "http://127.0.0.1:9/metadata");
+    c.timeout(Duration::from_secs(240));
+    c
+}
+
+fn s3_env(c: &mut assert_cmd::Command, endpoint: &str) {
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1");
+}
+
+/// moto with the tied fixture under `s3://ckpts/runs/tied/`.
+fn moto_with_tied() -> Option<Server> {
+    let s = Server::start(Kind::Moto)?;
+    moto_bucket(s.port, "ckpts");
+    for f in FILES {
+        moto_put(
+            s.port,
+            "ckpts",
+            &format!("runs/tied/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    Some(s)
+}
+
+/// The local conversion every bucket conversion must equal.
+fn local(out: &Path, kind: &str) {
+    crate::cli()
+        .args(["--model", kind, "--quiet"])
+        .arg(tied())
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// Every file but the model card (which names the input) is byte-identical.
+fn assert_same_dir(got: &Path, want: &Path) {
+    let mut names: Vec<String> = std::fs::read_dir(want)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut got_names: Vec<String> = std::fs::read_dir(got)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    got_names.sort();
+    assert_eq!(got_names, names);
+    for n in names.iter().filter(|n| *n != "README.md") {
+        assert!(
+            std::fs::read(got.join(n)).unwrap() == std::fs::read(want.join(n)).unwrap(),
+            "{n} differs"
+        );
+    }
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn s3_convert_inspect_map_and_verify() {
+    let Some(s3) = moto_with_tied() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "discriminator");
+
+    // A directory: resolved through its `checkpoint` state file.
+    let got = tmp.path().join("got");
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args(["--model", "discriminator", "--quiet", "--json", "--verify"])
+        .arg("s3://ckpts/runs/tied")
+        .arg("-o")
+        .arg(&got)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fetched = &json["fetched"];
+    let total = fetched["checkpoint_bytes"].as_u64().unwrap();
+    let bytes = fetched["bytes_fetched"].as_u64().unwrap();
+    assert!(fetched["requests"].as_u64().unwrap() > 0, "{json}");
+    assert!(bytes > 0 && bytes < total, "{json}");
+    assert!(json["outputs"][0]["verify"][0]["passed"].as_bool().unwrap());
+
+    // The prefix, and --model both (the union of the towers, fetched once).
+    let both = tmp.path().join("both");
+    local(&tmp.path().join("want-both"), "both");
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    c.args(["--model", "both", "--quiet"])
+        .arg("s3://ckpts/runs/tied/model.ckpt-1000")
+        .arg("-o")
+        .arg(&both)
+        .assert()
+        .success();
+    for sub in ["discriminator", "generator"] {
+        assert_same_dir(&both.join(sub), &tmp.path().join("want-both").join(sub));
+    }
+
+    // inspect and map read the index only, and name the URL.
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args(["inspect", "s3://ckpts/runs/tied/model.ckpt-1000.index"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("s3://ckpts/runs/tied/model.ckpt-1000"),
+        "{text}"
+    );
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    c.args([
+        "map",
+        "--model",
+        "discriminator",
+        "s3://ckpts/runs/tied",
+        "--json",
+    ])
+    .assert()
+    .success();
+
+    // verify --checkpoint from the bucket.
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    c.arg("verify")
+        .arg(&got)
+        .args(["--checkpoint", "s3://ckpts/runs/tied"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn s3_missing_bucket_key_and_state_file_name_what_is_missing() {
+    let Some(s3) = moto_with_tied() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for (url, want) in [
+        ("s3://nobucket/runs/tied", "nobucket"),
+        (
+            "s3://ckpts/runs/tied/model.ckpt-2000.index",
+            "model.ckpt-2000.index",
+        ),
+        ("s3://ckpts/runs/empty", "s3://ckpts/runs/empty"),
+    ] {
+        let out_dir = tmp.path().join("out");
+        let mut c = bin();
+        s3_env(&mut c, &s3.endpoint());
+        let out = c
+            .args(["--model", "discriminator", "--quiet", url, "-o"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{url}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(want), "{url}: {}", stderr_of(&out));
+        assert!(!out_dir.exists());
+    }
+}
+
+#[test]
+fn gs_convert_is_byte_identical() {
+    let Some(gcs) = Server::start(Kind::Gcs) else {
+        return;
+    };
+    gcs_bucket(gcs.port, "tpu-runs");
+    for f in FILES {
+        gcs_put(
+            gcs.port,
+            "tpu-runs",
+            &format!("electra/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "generator");
+    let got = tmp.path().join("got");
+    bin()
+        .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port))
+        .args(["--model", "generator", "--quiet"])
+        .arg("gs://tpu-runs/electra/")
+        .arg("-o")
+        .arg(&got)
+        .assert()
+        .success();
+    assert_same_dir(&got, &tmp.path().join("want"));
+}
+
+#[test]
+fn faults_5xx_retried_truncation_and_replacement_fail_named() {
+    let Some(s3) = moto_with_tied() else { return };
+    let proxy = Proxy::start(s3.port);
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "discriminator");
+    let run = |out: &Path| {
+        let mut c = bin();
+        s3_env(&mut c, &proxy.endpoint());
+        c.args(["--model", "discriminator", "--quiet"])
+            .arg("s3://ckpts/runs/tied")
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+
+    // 5xx and throttling on data reads: retried, the result exact.
+    proxy.add_rule(Rule::new(Some("GET"), DATA, Some(1), Action::Status(503)));
+    proxy.add_rule(Rule::new(Some("GET"), DATA, Some(2), Action::Status(500)));
+    proxy.add_rule(Rule::new(Some("GET"), DATA, Some(3), Action::Status(429)));
+    let got = tmp.path().join("retried");
+    let out = run(&got);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+
+    // Every data body cut short: exit 1 naming the truncation, nothing left behind.
+    proxy.clear_rules();
+    proxy.add_rule(Rule::new(Some("GET"), DATA, None, Action::Truncate));
+    let got = tmp.path().join("truncated");
+    let out = run(&got);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("truncated"), "{}", stderr_of(&out));
+    assert!(!got.exists());
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "staging left behind"
+    );
+
+    // The data shard replaced after the index was read (a live training job): named as such.
+    proxy.clear_rules();
+    let port = s3.port;
+    proxy.add_rule(
+        Rule::new(Some("GET"), DATA, Some(1), Action::Status(503)).with_hook(move || {
+            let mut other = std::fs::read(tied().join(DATA)).unwrap();
+            other[0] ^= 0xff;
+            moto_put(port, "ckpts", &format!("runs/tied/{DATA}"), &other)
+        }),
+    );
+    let got = tmp.path().join("replaced");
+    let out = run(&got);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("changed while being read") && stderr_of(&out).contains(DATA),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!got.exists());
+}
+
+#[test]
+fn no_credentials_fails_within_seconds_naming_what_was_looked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in ["s3://some-bucket/run", "gs://some-bucket/run"] {
+        let t = Instant::now();
+        let out = bin()
+            .args(["--model", "discriminator", "--quiet", url, "-o"])
+            .arg(tmp.path().join("out"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{url}: {}", stderr_of(&out));
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let err = stderr_of(&out);
+        assert!(err.contains("no credentials"), "{url}: {err}");
+        assert!(err.contains("--anonymous"), "{url}: {err}");
+    }
+}

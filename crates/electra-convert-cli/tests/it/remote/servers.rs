@@ -1,0 +1,266 @@
+//! Real object-store servers on free loopback ports for the bucket tests: moto (S3) and
+//! fake-gcs-server (GCS), from the binaries `scripts/test-servers.sh env` names, killed by PID on
+//! drop (and by the kernel if the test process dies). Raw HTTP for setting them up.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Moto,
+    Gcs,
+}
+
+impl Kind {
+    fn var(self) -> &'static str {
+        match self {
+            Kind::Moto => "ELECTRA_TEST_MOTO_SERVER",
+            Kind::Gcs => "ELECTRA_TEST_FAKE_GCS_SERVER",
+        }
+    }
+
+    fn ready_path(self) -> &'static str {
+        match self {
+            Kind::Moto => "/",
+            Kind::Gcs => "/storage/v1/b",
+        }
+    }
+
+    fn command(self, bin: &str, port: u16) -> Command {
+        let mut c = Command::new(bin);
+        let p = port.to_string();
+        match self {
+            Kind::Moto => c.args(["-H", "127.0.0.1", "-p", &p]),
+            Kind::Gcs => c.args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &p,
+                "-backend",
+                "memory",
+                "-public-host",
+                &format!("127.0.0.1:{port}"),
+                "-external-url",
+                &format!("http://127.0.0.1:{port}"),
+                "-log-level",
+                "warn",
+            ]),
+        };
+        c
+    }
+}
+
+/// A server process on 127.0.0.1:`port`, killed (by PID) when dropped.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+/// How long a server may take to answer on a busy machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Server {
+    /// Starts `kind` from the binary its `ELECTRA_TEST_*` variable names. Without the variable:
+    /// `None` (the caller skips, saying so) on a developer machine; under `CI`, a failure.
+    pub fn start(kind: Kind) -> Option<Server> {
+        let Some(bin) = std::env::var(kind.var()).ok().filter(|s| !s.is_empty()) else {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "{} is not set: run `scripts/test-servers.sh install` and `eval \"$(scripts/test-servers.sh env)\"`",
+                    kind.var()
+                );
+            }
+            eprintln!(
+                "skipped: set {} (eval \"$(scripts/test-servers.sh env)\")",
+                kind.var()
+            );
+            return None;
+        };
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            match Server::try_start(kind, &bin) {
+                Ok(s) => return Some(s),
+                Err(e) => last = e,
+            }
+        }
+        panic!("{kind:?} ({bin}) did not start: {last}");
+    }
+
+    fn try_start(kind: Kind, bin: &str) -> Result<Server, String> {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("electra-remote-test-{kind:?}-{port}.log"));
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = kind.command(bin, port);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // If the test process dies without dropping us, the kernel kills the server.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let t0 = Instant::now();
+        let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+        let mut server = Server {
+            kind,
+            port,
+            child,
+            log,
+        };
+        while t0.elapsed() < READY_TIMEOUT {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("exited with {status}: {}", server.log_text()));
+            }
+            if http(port, "GET", kind.ready_path(), &[], b"").is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "no answer within {READY_TIMEOUT:?}: {}",
+            server.log_text()
+        ))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A response of [`http`].
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (Connection: close), bounded by 10 s timeouts.
+pub fn http(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut req =
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no response head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split("\r\n")
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    Ok(Response {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+fn expect_ok(r: std::io::Result<Response>, what: &str) {
+    let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        (200..300).contains(&r.status),
+        "{what}: HTTP {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// A SigV4-shaped header that moto takes as "some user" (it checks no signature). Without any
+/// Authorization, moto answers 403 to a PUT that overwrites an existing key.
+const MOTO_AUTH: (&str, &str) = (
+    "Authorization",
+    "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+);
+
+pub fn moto_bucket(port: u16, bucket: &str) {
+    expect_ok(
+        http(port, "PUT", &format!("/{bucket}"), &[], b""),
+        "create bucket",
+    );
+}
+
+pub fn moto_put(port: u16, bucket: &str, key: &str, body: &[u8]) {
+    expect_ok(
+        http(port, "PUT", &format!("/{bucket}/{key}"), &[MOTO_AUTH], body),
+        "put object",
+    );
+}
+
+pub fn gcs_bucket(port: u16, bucket: &str) {
+    let body = format!("{{\"name\":\"{bucket}\"}}");
+    expect_ok(
+        http(
+            port,
+            "POST",
+            "/storage/v1/b",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        ),
+        "create bucket",
+    );
+}
+
+/// fake-gcs-server accepts JSON-API media uploads (not object_store's XML-API ones).
+pub fn gcs_put(port: u16, bucket: &str, key: &str, body: &[u8]) {
+    let target = format!(
+        "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
+        key.replace('/', "%2F")
+    );
+    expect_ok(
+        http(
+            port,
+            "POST",
+            &target,
+            &[("Content-Type", "application/octet-stream")],
+            body,
+        ),
+        "upload object",
+    );
+}

@@ -1,0 +1,315 @@
+//! Checkpoints in buckets (`gs://`, `s3://`, `az://`, `https://`): the index and the small side
+//! files are fetched whole when the source is opened; the data shards become sparse local cache
+//! files that hold nothing until [`RemoteState::prefetch`] fetches the stored ranges of the
+//! tensors a command plans to read (merged across small gaps, in bounded pieces, concurrently,
+//! every GET pinned to the version first seen).
+//!
+//! A byte never fetched never becomes a weight: [`RemoteState::prefetch`] records every range it
+//! fetched and refuses to return until every planned tensor's stored bytes are covered; the
+//! commands read only planned tensors; and a tensor read from a hole would be zeros whose CRC32C
+//! does not match the index, which the checkpoint reader checks on every read.
+//!
+//! The API is synchronous; a private tokio runtime runs the `object_store` futures inside.
+
+mod cache;
+mod counting;
+mod error;
+mod list;
+mod location;
+mod object;
+mod plan;
+mod runtime;
+mod shard;
+mod store;
+mod upload;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use tf_checkpoint::{Checkpoint, ShardFile};
+
+pub use cache::CacheMode;
+pub use error::RemoteError;
+pub use list::{parse_state_file, resolve_checkpoint, ResolvedCheckpoint};
+pub use location::{RemoteUrl, Scheme};
+pub use object::RemoteObject;
+pub use plan::{PlanConfig, RangeSet};
+pub use shard::{FetchConfig, FetchStats, RemoteShard, ShardBytes};
+pub use store::{Env, Remote, StoreOptions};
+pub use upload::{upload_dir, UploadOptions, UploadStats};
+
+use super::{Form, Source, SourceError};
+
+/// How every bucket input of this process is read: set once by the program (the command-line
+/// flags `--anonymous` and `--cache-dir`), read by [`open`].
+#[derive(Debug, Clone, Default)]
+pub struct RemoteSettings {
+    /// Read public buckets without credentials or request signing.
+    pub anonymous: bool,
+    /// Keep fetched ranges here across runs (keyed by URL and ETag/generation); `None` keeps
+    /// them in a temporary directory removed when the source is dropped.
+    pub cache_dir: Option<PathBuf>,
+}
+
+static SETTINGS: RwLock<Option<RemoteSettings>> = RwLock::new(None);
+
+/// Set how bucket inputs are read (for the rest of the process).
+pub fn configure(settings: RemoteSettings) {
+    *SETTINGS.write().unwrap_or_else(|p| p.into_inner()) = Some(settings);
+}
+
+/// The current settings.
+pub fn settings() -> RemoteSettings {
+    SETTINGS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
+/// The store options of the current settings, from the process environment.
+pub fn store_options() -> StoreOptions {
+    StoreOptions {
+        anonymous: settings().anonymous,
+        ..StoreOptions::default()
+    }
+}
+
+/// Side files fetched next to the checkpoint when present.
+const SIDE_FILES: [&str; 4] = [
+    "checkpoint",
+    "vocab.txt",
+    "params.yaml",
+    "pretrain_config.json",
+];
+
+/// Largest index read into memory.
+const INDEX_LIMIT: u64 = 1 << 30;
+/// Largest side file read.
+const SIDE_LIMIT: u64 = 64 << 20;
+
+/// What a bucket source keeps alive and how it fetches more.
+#[derive(Debug)]
+pub struct RemoteState {
+    remote: Remote,
+    prefix: RemoteUrl,
+    /// Shard id → the shard.
+    shards: Vec<(i32, RemoteShard)>,
+    /// Ranges proven fetched, per shard id.
+    fetched: Mutex<Vec<(i32, Vec<Range<u64>>)>>,
+    /// Everything fetched so far (index and side files included).
+    totals: Mutex<FetchTotals>,
+    /// Bytes of the index plus every data shard.
+    total_size: u64,
+    /// The side files and, without a cache directory, the sparse shard files.
+    _dir: tempfile::TempDir,
+}
+
+/// Running totals of what a source fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FetchTotals {
+    /// Bytes received from the store (index, side files and data ranges).
+    pub bytes_fetched: u64,
+    /// Bytes of tensor data the plan needed.
+    pub bytes_needed: u64,
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Size of the whole checkpoint in the bucket (index and every data shard).
+    pub checkpoint_bytes: u64,
+}
+
+impl RemoteState {
+    /// The prefix URL (`s3://b/run/model.ckpt-10`).
+    pub fn prefix(&self) -> &RemoteUrl {
+        &self.prefix
+    }
+
+    /// What was fetched so far.
+    pub fn totals(&self) -> FetchTotals {
+        let mut t = *self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        t.requests = self.remote.request_counts().requests;
+        t.checkpoint_bytes = self.total_size;
+        t
+    }
+
+    /// Fetch `ranges` (shard id, range) not yet held, then check that every one is held.
+    pub fn prefetch(&self, ranges: &[(i32, Range<u64>)]) -> Result<FetchTotals, RemoteError> {
+        for (id, shard) in &self.shards {
+            let want: Vec<Range<u64>> = ranges
+                .iter()
+                .filter(|(i, _)| i == id)
+                .map(|(_, r)| r.clone())
+                .collect();
+            if want.is_empty() {
+                continue;
+            }
+            let stats = shard.prefetch(&want)?;
+            {
+                let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+                t.bytes_fetched += stats.bytes_fetched;
+                t.bytes_needed += stats.bytes_needed;
+            }
+            let mut f = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+            match f.iter_mut().find(|(i, _)| i == id) {
+                Some((_, v)) => v.extend(want),
+                None => f.push((*id, want)),
+            }
+        }
+        self.check_held(ranges)?;
+        Ok(self.totals())
+    }
+
+    /// Refuses any range a prefetch did not fetch (the bytes of the cache file there are zeros).
+    pub fn check_held(&self, ranges: &[(i32, Range<u64>)]) -> Result<(), RemoteError> {
+        for (id, r) in ranges {
+            let Some((_, shard)) = self.shards.iter().find(|(i, _)| i == id) else {
+                return Err(RemoteError::NoCheckpoint {
+                    url: self.prefix.to_string(),
+                    detail: format!("the index names data shard {id}, which is not in the bucket"),
+                });
+            };
+            if !shard.holds(r) {
+                return Err(RemoteError::NotFetched {
+                    url: shard.object().url.to_string(),
+                    range: r.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` names a bucket object rather than a local file.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(RemoteUrl::is_remote)
+}
+
+fn remote_err(e: RemoteError) -> SourceError {
+    SourceError::Remote(Box::new(e))
+}
+
+/// Open a checkpoint in a bucket: resolve it, fetch its index and side files, and give it sparse
+/// shard files. The object graph of a TF2 checkpoint is fetched too (planning needs it).
+pub fn open(url: &str) -> Result<Source, SourceError> {
+    let url = RemoteUrl::parse(url).map_err(remote_err)?;
+    let settings = settings();
+    let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
+    let resolved = resolve_checkpoint(&remote, &url).map_err(remote_err)?;
+    let dir = tempfile::Builder::new()
+        .prefix("electra-convert-remote-")
+        .tempdir()
+        .map_err(|e| {
+            remote_err(RemoteError::Local {
+                what: "creating a temporary directory for",
+                path: url.to_string(),
+                source: e,
+            })
+        })?;
+    if resolved.index.size > INDEX_LIMIT {
+        return Err(remote_err(RemoteError::TooLarge {
+            url: resolved.index.url.to_string(),
+            size: resolved.index.size,
+            limit: INDEX_LIMIT,
+        }));
+    }
+    let index_bytes = resolved
+        .index
+        .read_range(&remote, 0..resolved.index.size)
+        .map_err(remote_err)?;
+    let mut fetched = index_bytes.len() as u64;
+    // Side files live next to the prefix.
+    let side_dir = dir.path().join("side");
+    let shard_dir = dir.path().join("shards");
+    for d in [&side_dir, &shard_dir] {
+        std::fs::create_dir_all(d).map_err(|e| {
+            remote_err(RemoteError::Local {
+                what: "creating",
+                path: d.display().to_string(),
+                source: e,
+            })
+        })?;
+    }
+    let parent = resolved.prefix.parent();
+    for name in SIDE_FILES {
+        match RemoteObject::read_all(&remote, &parent.join(name), SIDE_LIMIT) {
+            Ok((_, bytes)) => {
+                fetched += bytes.len() as u64;
+                let path = side_dir.join(name);
+                std::fs::write(&path, &bytes).map_err(|e| {
+                    remote_err(RemoteError::Local {
+                        what: "writing",
+                        path: path.display().to_string(),
+                        source: e,
+                    })
+                })?;
+            }
+            Err(RemoteError::NotFound { .. }) => {}
+            Err(e) => return Err(remote_err(e)),
+        }
+    }
+    let local_prefix = side_dir.join(resolved.prefix.file_name());
+    let checkpoint = Checkpoint::from_index_bytes(&local_prefix, &index_bytes)?;
+    if checkpoint.num_shards() != resolved.data.len() {
+        return Err(remote_err(RemoteError::NoCheckpoint {
+            url: resolved.prefix.to_string(),
+            detail: format!(
+                "the index names {} data shard(s), the bucket holds {}",
+                checkpoint.num_shards(),
+                resolved.data.len()
+            ),
+        }));
+    }
+    let mode = match &settings.cache_dir {
+        Some(d) => CacheMode::Dir(d.clone()),
+        None => CacheMode::Dir(shard_dir),
+    };
+    let mut shards = Vec::with_capacity(resolved.data.len());
+    let mut files = Vec::with_capacity(resolved.data.len());
+    let total_size = resolved.index.size + resolved.data.iter().map(|o| o.size).sum::<u64>();
+    for (id, object) in resolved.data.iter().enumerate() {
+        let shard = RemoteShard::open(&remote, object.clone(), &mode, FetchConfig::default())
+            .map_err(remote_err)?;
+        let path = shard
+            .cache_path()
+            .map(Path::to_path_buf)
+            .expect("a cache directory gives a named file");
+        files.push(ShardFile {
+            id: id as i32,
+            path,
+            base: 0,
+            len: Some(object.size),
+        });
+        shards.push((id as i32, shard));
+    }
+    let checkpoint = checkpoint.with_shard_files(files)?;
+    let state = RemoteState {
+        remote,
+        prefix: resolved.prefix.clone(),
+        shards,
+        fetched: Mutex::new(Vec::new()),
+        totals: Mutex::new(FetchTotals {
+            bytes_fetched: fetched,
+            ..FetchTotals::default()
+        }),
+        total_size,
+        _dir: dir,
+    };
+    // Planning reads the TF2 object graph, inspect and the model card the step: fetch them now.
+    let graph = checkpoint.stored_ranges([
+        tf_checkpoint::object_graph::OBJECT_GRAPH_KEY,
+        "global_step",
+        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+    ]);
+    if !graph.is_empty() {
+        state.prefetch(&graph).map_err(remote_err)?;
+    }
+    Ok(Source::new_remote(
+        checkpoint,
+        Form::Bucket,
+        side_dir,
+        resolved.prefix.to_string(),
+        state,
+    ))
+}
