@@ -67,7 +67,10 @@ pub enum SourceError {
 
     /// A bucket URL was given to a build without the `remote` feature.
     #[error("{url}: this build has no bucket support (rebuild electra-convert with the default `remote` feature)")]
-    NoBucketSupport { url: String },
+    NoBucketSupport {
+        /// The URL given.
+        url: String,
+    },
 
     /// The bucket, its objects or the connection to the store failed.
     #[cfg(feature = "remote")]
@@ -256,10 +259,19 @@ impl Deref for Source {
 }
 
 /// Open what the user named. Plain TensorFlow checkpoints: a prefix, its `.index` or `.data-*`
-/// file, or a directory (its `checkpoint` state file, else its only `*.index`). Zip archives:
+/// file, or a directory (its `checkpoint` state file, else its only `*.index`). Bucket URLs
+/// (`gs://`, `s3://`, `az://`, `https://`; feature `remote`). Zip archives:
 /// `PATH.zip` or `PATH.zip#FOLDER/PREFIX` (see [`zip`]). A SavedModel
 /// directory (or its `saved_model.pb`) opens its `variables/variables` bundle.
 pub fn open(path: &Path) -> Result<Source, SourceError> {
+    if let Some(url) = bucket_url(path) {
+        #[cfg(feature = "remote")]
+        return remote::open(url);
+        #[cfg(not(feature = "remote"))]
+        return Err(SourceError::NoBucketSupport {
+            url: url.to_string(),
+        });
+    }
     if let Some(dir) = savedmodel::saved_model_dir(path) {
         return savedmodel::open(&dir);
     }
@@ -274,13 +286,6 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
     }
     if let Some(file) = tf_safetensors::detect(path) {
         return tf_safetensors::open(&file);
-    if let Some(url) = bucket_url(path) {
-        #[cfg(feature = "remote")]
-        return remote::open(url);
-        #[cfg(not(feature = "remote"))]
-        return Err(SourceError::NoBucketSupport {
-            url: url.to_string(),
-        });
     }
     let checkpoint = Checkpoint::open(path)?;
     let side_dir = directory_of(checkpoint.prefix());
@@ -305,6 +310,8 @@ pub fn is_tf_weights(path: &Path) -> bool {
         && (path.join("model.safetensors.index.json").is_file()
             || (path.join(tf_safetensors::FILE).is_file() && !tf_st));
     !pytorch && (keras::detect(path).is_some() || tf_st)
+}
+
 /// Whether `path` is a bucket URL (`gs://`, `s3://`, `az://`, `http(s)://`): its text if so.
 pub fn bucket_url(path: &Path) -> Option<&str> {
     let s = path.to_str()?;
@@ -321,9 +328,13 @@ pub use remote::FetchTotals;
 #[cfg(not(feature = "remote"))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FetchTotals {
+    /// Bytes fetched from the store.
     pub bytes_fetched: u64,
+    /// Bytes the planned tensors (and the index) occupy.
     pub bytes_needed: u64,
+    /// Requests made.
     pub requests: u64,
+    /// The checkpoint's whole size.
     pub checkpoint_bytes: u64,
 }
 

@@ -11,7 +11,7 @@ use super::store::Remote;
 
 /// One level of a prefix listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listing {
+pub(crate) struct Listing {
     /// "Subdirectories" (common prefixes), as URLs without a trailing `/`.
     pub dirs: Vec<RemoteUrl>,
     /// Objects directly under the prefix, with their sizes.
@@ -20,7 +20,7 @@ pub struct Listing {
 
 /// Lists `dir` as a directory (objects whose key starts with `dir/`), one level deep.
 /// Not available for `https://` URLs (a web server has no listing).
-pub fn list_dir(remote: &Remote, dir: &RemoteUrl) -> Result<Listing> {
+pub(crate) fn list_dir(remote: &Remote, dir: &RemoteUrl) -> Result<Listing> {
     remote.check_same_store(dir)?;
     let path = dir.path();
     let prefix = (!dir.key().is_empty()).then_some(&path);
@@ -87,6 +87,7 @@ pub fn parse_state_file(text: &str) -> Option<String> {
 pub struct ResolvedCheckpoint {
     /// `…/model.ckpt-1000`
     pub prefix: RemoteUrl,
+    /// The `.index` object.
     pub index: RemoteObject,
     /// `prefix.data-0000K-of-0000N`, in shard order.
     pub data: Vec<RemoteObject>,

@@ -97,6 +97,7 @@ impl RemoteUrl {
         })
     }
 
+    /// Which store the URL names.
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }

@@ -14,7 +14,9 @@ use super::store::Remote;
 /// An object as first seen by HEAD. Every later read is pinned to this version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteObject {
+    /// Where the object is.
     pub url: RemoteUrl,
+    /// Its size in bytes, as first seen.
     pub size: u64,
     /// The ETag as the store sent it (quotes included), if any.
     pub e_tag: Option<String>,

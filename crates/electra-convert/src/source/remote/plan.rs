@@ -27,6 +27,7 @@ pub struct RangeSet {
 }
 
 impl RangeSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
@@ -89,10 +90,12 @@ impl RangeSet {
         self.ranges.iter().map(|r| r.end - r.start).sum()
     }
 
+    /// The ranges, sorted and disjoint.
     pub fn iter(&self) -> impl Iterator<Item = &Range<u64>> {
         self.ranges.iter()
     }
 
+    /// Whether no byte is held.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -110,12 +113,12 @@ impl FromIterator<Range<u64>> for RangeSet {
 
 /// A range that ends past the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutOfBounds(pub Range<u64>);
+pub(crate) struct OutOfBounds(pub Range<u64>);
 
 /// The requests that fetch `needed` (any order, overlaps allowed) minus what `have` holds:
 /// missing parts merged across gaps `< coalesce_gap`, then split into pieces of at most
 /// `max_piece` bytes, in offset order. Every needed byte not in `have` is in exactly one piece.
-pub fn plan(
+pub(crate) fn plan(
     needed: &[Range<u64>],
     have: &RangeSet,
     size: u64,

@@ -18,8 +18,11 @@ use super::store::Remote;
 /// Random access to one data shard's bytes, wherever they live.
 #[allow(clippy::len_without_is_empty)] // the interface as the checkpoint crate defines it
 pub trait ShardBytes: Send + Sync + std::fmt::Debug {
+    /// Length in bytes.
     fn len(&self) -> u64;
+    /// Fill `buf` from `offset`; an error for a range past the end or never fetched.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+    /// The whole shard as one mapped slice, when possible without copying.
     fn mapped(&self) -> Option<&[u8]> {
         None
     }
@@ -28,6 +31,7 @@ pub trait ShardBytes: Send + Sync + std::fmt::Debug {
 /// How a prefetch turns ranges into requests.
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
+    /// How needed ranges are merged and split into requests.
     pub plan: PlanConfig,
     /// Pieces in flight at once.
     pub concurrency: usize,
@@ -97,6 +101,7 @@ impl RemoteShard {
         })
     }
 
+    /// The object this shard reads, pinned to its first-seen version.
     pub fn object(&self) -> &RemoteObject {
         &self.object
     }

@@ -40,6 +40,7 @@ impl Env {
         )
     }
 
+    /// An environment from explicit name/value pairs (tests, or a caller that builds its own).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
@@ -101,6 +102,7 @@ pub struct StoreOptions {
     pub retry_timeout: Duration,
     /// First backoff; doubles up to `max_backoff`.
     pub init_backoff: Duration,
+    /// The longest wait between retries.
     pub max_backoff: Duration,
     /// How long to try reaching a cloud metadata server before saying there are no credentials.
     pub metadata_probe_timeout: Duration,

@@ -45,6 +45,7 @@ impl Default for UploadOptions {
 pub struct UploadStats {
     /// Objects written, in upload order.
     pub objects: Vec<RemoteUrl>,
+    /// Bytes uploaded.
     pub bytes: u64,
     /// Of the objects, how many went up as multipart uploads.
     pub multipart: usize,
