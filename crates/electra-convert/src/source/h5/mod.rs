@@ -13,14 +13,21 @@
 //! continuation cycles are detected, dataset sizes must fit in the file, metadata blocks are
 //! capped, decoded strings are bounded by the file size, and no input makes the reader panic.
 //!
-//! ```text
-//! let f = H5File::open("tf_model.h5")?;
-//! for layer in keras_weights(&f)?.layers {
+//! ```
+//! use electra_convert::source::h5::{keras_weights, H5File};
+//!
+//! # let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+//! let file = H5File::open(repo.join("fixtures/forms/h5_disc/tf_model.h5"))?;
+//! let mut weights = 0;
+//! for layer in keras_weights(&file)?.layers {
 //!     for w in layer.weights {
-//!         let bytes = f.read_dataset_bytes(&w.info)?;
-//!         println!("{} {:?} {:?} {}", w.name, w.info.dtype, w.info.shape, bytes.len());
+//!         let bytes = file.read_dataset_bytes(&w.info)?;
+//!         assert_eq!(bytes.len() as u64, w.info.data_len);
+//!         weights += 1;
 //!     }
 //! }
+//! assert_eq!(weights, 43); // the TFElectraForPreTraining fixture's weights
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod attr;
