@@ -67,19 +67,14 @@ pub(crate) async fn list_all(
     Ok(out)
 }
 
-/// The `model_checkpoint_path` of a TF `checkpoint` state file (text-format proto).
-pub fn parse_state_file(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let rest = line
-            .trim()
-            .strip_prefix("model_checkpoint_path")?
-            .trim_start()
-            .strip_prefix(':')?
-            .trim();
-        let inner = rest.strip_prefix('"')?.strip_suffix('"')?;
-        // Text-format escapes that can occur in paths.
-        Some(inner.replace("\\\"", "\"").replace("\\\\", "\\")).filter(|s| !s.is_empty())
-    })
+/// The checkpoint a `checkpoint` state file names, read with the same parser as local state
+/// files; what is wrong otherwise (an empty path counts as none).
+fn named_checkpoint(bytes: &[u8]) -> std::result::Result<String, String> {
+    match tf_checkpoint::parse_state_file(bytes) {
+        Ok(Some(named)) if !named.is_empty() => Ok(named),
+        Ok(_) => Err("has no model_checkpoint_path".into()),
+        Err((line, problem)) => Err(format!("line {line}: {problem}")),
+    }
 }
 
 /// A checkpoint found at a URL: its prefix, and the `.index` and data shards as first seen.
@@ -171,10 +166,9 @@ fn resolve_directory(remote: &Remote, dir: &RemoteUrl) -> Result<(RemoteUrl, &'s
     let state_url = dir.join("checkpoint");
     match RemoteObject::read_all(remote, &state_url, STATE_FILE_LIMIT) {
         Ok((_, bytes)) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let named = parse_state_file(&text).ok_or_else(|| RemoteError::NoCheckpoint {
+            let named = named_checkpoint(&bytes).map_err(|problem| RemoteError::NoCheckpoint {
                 url: dir.to_string(),
-                detail: format!("{state_url} has no model_checkpoint_path"),
+                detail: format!("{state_url} {problem}"),
             })?;
             // An absolute URL in the same store is used as is; anything else (a relative name, or
             // a path on the machine that trained) by its last segment, in this directory.
@@ -252,14 +246,17 @@ mod tests {
     #[test]
     fn state_file_paths() {
         let text = "model_checkpoint_path: \"model.ckpt-2000\"\nall_model_checkpoint_paths: \"model.ckpt-1000\"\n";
-        assert_eq!(parse_state_file(text).as_deref(), Some("model.ckpt-2000"));
+        assert_eq!(
+            named_checkpoint(text.as_bytes()).as_deref(),
+            Ok("model.ckpt-2000")
+        );
         let text = "all_model_checkpoint_paths: \"a\"\n  model_checkpoint_path : \"gs://b/m/model.ckpt-5\"  \n";
         assert_eq!(
-            parse_state_file(text).as_deref(),
-            Some("gs://b/m/model.ckpt-5")
+            named_checkpoint(text.as_bytes()).as_deref(),
+            Ok("gs://b/m/model.ckpt-5")
         );
-        assert_eq!(parse_state_file("model_checkpoint_path: \"\"\n"), None);
-        assert_eq!(parse_state_file("garbage"), None);
+        assert!(named_checkpoint(b"model_checkpoint_path: \"\"\n").is_err());
+        assert!(named_checkpoint(b"garbage").is_err());
     }
 
     #[test]

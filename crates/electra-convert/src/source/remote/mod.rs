@@ -31,7 +31,7 @@ use tf_checkpoint::{Checkpoint, ShardFile};
 
 pub use cache::CacheMode;
 pub use error::RemoteError;
-pub use list::{parse_state_file, resolve_checkpoint, ResolvedCheckpoint};
+pub use list::{resolve_checkpoint, ResolvedCheckpoint};
 pub use location::{RemoteUrl, Scheme};
 pub use object::RemoteObject;
 pub use plan::{PlanConfig, RangeSet};
