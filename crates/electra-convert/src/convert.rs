@@ -15,6 +15,8 @@ use crate::write::tokenizer::{DecisionSource, TokenizerChoices};
 use crate::write::{self, card, config, ModelFiles, Staging, Tokenizer, WriteError};
 use tf_checkpoint::Checkpoint;
 
+pub use crate::source::FetchTotals;
+
 /// Why a conversion stopped. A parity check that runs and fails is *not* an error: it is reported
 /// in [`ConvertedModel::verify`] and the files are kept.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +113,18 @@ pub enum ConvertError {
     #[error(transparent)]
     Write(#[from] WriteError),
 
+    /// The output is a bucket URL that cannot take it (no bucket support in this build, no
+    /// credentials, not empty without `--force`, or the upload failed; what was uploaded is
+    /// deleted).
+    #[error("cannot write the output to {url}")]
+    BucketOutput {
+        /// The output URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::source::SourceError>,
+    },
+
     /// The trainer's params.yaml / pretrain_config.json beside the checkpoint is unusable.
     #[error(transparent)]
     TrainerConfig(#[from] TrainerConfigError),
@@ -126,6 +140,22 @@ pub struct ConvertOutcome {
     /// From a bucket: bytes fetched and needed, requests, the checkpoint's whole size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetched: Option<crate::source::FetchTotals>,
+    /// To a bucket: what was uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<Uploaded>,
+}
+
+/// What a conversion with a bucket URL as its output uploaded.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Uploaded {
+    /// The destination URL.
+    pub url: String,
+    /// Objects written, in upload order (`config.json` and `README.md` of each model last).
+    pub objects: Vec<String>,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Of the objects, how many went up as multipart uploads.
+    pub multipart: usize,
 }
 
 impl ConvertOutcome {
@@ -257,6 +287,15 @@ pub fn convert(
     options: &ConvertOptions,
     progress: &mut dyn Progress,
 ) -> Result<ConvertOutcome, ConvertError> {
+    check_options(options)?;
+    match crate::source::bucket_url(&options.output) {
+        Some(url) => to_bucket::convert(options, url, progress),
+        None => convert_local(options, progress),
+    }
+}
+
+/// The checks of the options alone, before any file or network is touched.
+fn check_options(options: &ConvertOptions) -> Result<(), ConvertError> {
     if let Some((name, value)) = options.tolerance.invalid() {
         return Err(ConvertError::BadTolerance { name, value });
     }
@@ -267,6 +306,95 @@ pub fn convert(
         // An unusable reference file stops the run before anything is written.
         verify::check_reference(reference).map_err(|e| ConvertError::Reference(Box::new(e)))?;
     }
+    Ok(())
+}
+
+/// Outputs in a bucket: the destination is checked first (credentials, and empty unless
+/// `force`), the directory is built and checked locally as usual, then uploaded with
+/// `config.json` and the card last. A directory whose parity check failed is not uploaded: it
+/// is kept locally, and a warning says where.
+mod to_bucket {
+    use super::*;
+
+    #[cfg(feature = "remote")]
+    pub(super) fn convert(
+        options: &ConvertOptions,
+        url: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<ConvertOutcome, ConvertError> {
+        use crate::source::{remote, SourceError};
+        let url = url.trim_end_matches('/').to_string();
+        let fail = |e: remote::RemoteError| ConvertError::BucketOutput {
+            url: url.clone(),
+            source: Box::new(SourceError::Remote(Box::new(e))),
+        };
+        let dest = remote::RemoteUrl::parse(&url).map_err(fail)?;
+        let store = remote::Remote::connect(&dest, &remote::store_options()).map_err(fail)?;
+        remote::check_destination(&store, &dest, options.force).map_err(fail)?;
+        let staging = tempfile::Builder::new()
+            .prefix("electra-convert-upload-")
+            .tempdir()
+            .map_err(|e| {
+                ConvertError::Write(WriteError::Io {
+                    path: std::env::temp_dir(),
+                    error: format!("creating a local build directory for {url}: {e}"),
+                })
+            })?;
+        let local = staging.path().join("out");
+        let mut inner = options.clone();
+        inner.output = local.clone();
+        inner.force = false;
+        let mut outcome = convert_local(&inner, progress)?;
+        if !outcome.parity_passed() {
+            let kept = staging.keep();
+            outcome.warnings.push(format!(
+                "a parity check failed, so nothing was uploaded to {url}; the converted files are kept at {}",
+                kept.join("out").display()
+            ));
+            return Ok(outcome);
+        }
+        progress.stage(&format!("uploading to {url}"));
+        let opts = remote::UploadOptions {
+            force: options.force,
+            ..remote::UploadOptions::default()
+        };
+        let stats = remote::upload_dir(&store, &local, &dest, &opts).map_err(fail)?;
+        for m in &mut outcome.outputs {
+            let rel = m.directory.strip_prefix(&local).unwrap_or(Path::new(""));
+            m.directory = match rel.to_str().filter(|r| !r.is_empty()) {
+                Some(r) => PathBuf::from(format!("{url}/{r}")),
+                None => PathBuf::from(&url),
+            };
+        }
+        outcome.uploaded = Some(Uploaded {
+            url,
+            objects: stats.objects.iter().map(|o| o.to_string()).collect(),
+            bytes: stats.bytes,
+            multipart: stats.multipart,
+        });
+        Ok(outcome)
+    }
+
+    #[cfg(not(feature = "remote"))]
+    pub(super) fn convert(
+        _: &ConvertOptions,
+        url: &str,
+        _: &mut dyn Progress,
+    ) -> Result<ConvertOutcome, ConvertError> {
+        Err(ConvertError::BucketOutput {
+            url: url.to_string(),
+            source: Box::new(crate::source::SourceError::NoBucketSupport {
+                url: url.to_string(),
+            }),
+        })
+    }
+}
+
+/// A conversion into a local directory.
+fn convert_local(
+    options: &ConvertOptions,
+    progress: &mut dyn Progress,
+) -> Result<ConvertOutcome, ConvertError> {
     write::check_destination(&options.output, options.force)?;
     let ckpt = crate::source::open(&options.checkpoint).map_err(|source| {
         ConvertError::OpenCheckpoint {
@@ -358,7 +486,10 @@ pub fn convert(
         .iter()
         .flat_map(|p| p.entries.iter().map(|e| e.tf.as_str()))
         .chain(GLOBAL_STEP);
-    ckpt.prefetch(needed)
+    if ckpt.fetched().is_some() {
+        progress.stage(ckpt.location());
+    }
+    ckpt.prefetch_reporting(needed, progress)
         .map_err(|source| ConvertError::OpenCheckpoint {
             path: options.checkpoint.clone(),
             source: Box::new(source),
@@ -473,6 +604,7 @@ pub fn convert(
         outputs,
         warnings,
         fetched: ckpt.fetched(),
+        uploaded: None,
     })
 }
 

@@ -22,6 +22,9 @@ pub mod source;
 pub mod verify;
 pub mod write;
 
-pub use convert::{convert, ConvertError, ConvertOutcome, ConvertedModel, NoProgress, Progress};
+pub use convert::{
+    convert, ConvertError, ConvertOutcome, ConvertedModel, FetchTotals, NoProgress, Progress,
+    Uploaded,
+};
 pub use export::{export, AdamSlots, ExportError, ExportOptions, ExportOutcome, ExportSource};
 pub use options::{ConvertOptions, ModelKind, OutputDtype};

@@ -238,6 +238,11 @@ pub trait Progress {
     fn advance(&mut self, bytes: u64) {
         let _ = bytes;
     }
+    /// Reading from a bucket: `fetched` bytes of the `needed` ones have arrived (called about
+    /// ten times a second while tensors are fetched, before [`begin`](Progress::begin)).
+    fn fetching(&mut self, fetched: u64, needed: u64) {
+        let _ = (fetched, needed);
+    }
 }
 
 /// A [`Progress`] that ignores everything.

@@ -71,9 +71,9 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<()> {
         workers,
         args.fail_fast,
         |job| {
-            let mut bar = BarProgress(display.job_bar(job));
+            let mut bar = BarProgress::keeping_style(display.job_bar(job));
             let result = batch::run_job(job, &mut bar);
-            display.finish_job_bar(bar.0);
+            display.finish_job_bar(bar.bar);
             result
         },
         |record| display.job_done(record),
@@ -184,6 +184,18 @@ fn print_summary(records: &[JobRecord]) {
         t.parity_failed,
         t.skipped
     );
+    let fetched: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.converted.as_ref()?.fetched)
+        .collect();
+    if !fetched.is_empty() {
+        println!(
+            "fetched from buckets: {} bytes in {} requests ({} job(s))",
+            fetched.iter().map(|f| f.bytes_fetched).sum::<u64>(),
+            fetched.iter().map(|f| f.requests).sum::<u64>(),
+            fetched.len()
+        );
+    }
 }
 
 /// Progress bars (TTY only, not with --quiet) and per-job lines on stderr.

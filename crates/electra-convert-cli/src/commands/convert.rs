@@ -8,18 +8,10 @@ use super::progress::BarProgress;
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
     let mut options = args.to_options();
     options.invocation = Some(invocation());
-    // `-o gs://…`: build in a local temporary directory, then upload.
-    let upload = bucket_output(&options.output)?;
-    if let Some(u) = &upload {
-        options.output = u.local();
-    }
     let mut progress = BarProgress::for_terminal(args.quiet);
     let outcome = electra_convert::convert(&options, &mut progress);
     progress.finish();
-    let mut outcome = outcome?;
-    if let Some(u) = &upload {
-        u.send(&mut outcome, args.force)?;
-    }
+    let outcome = outcome?;
     if !args.quiet {
         for w in &outcome.warnings {
             eprintln!("electra-convert: warning: {w}");
@@ -45,6 +37,21 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
                 println!("{}", report.to_text());
             }
         }
+        if let Some(f) = &outcome.fetched {
+            println!(
+                "fetched {} bytes in {} requests ({} bytes of tensors needed; the checkpoint holds {})",
+                f.bytes_fetched, f.requests, f.bytes_needed, f.checkpoint_bytes
+            );
+        }
+        if let Some(u) = &outcome.uploaded {
+            println!(
+                "uploaded {} objects ({} bytes, {} multipart) to {}",
+                u.objects.len(),
+                u.bytes,
+                u.multipart,
+                u.url
+            );
+        }
     }
     let failed: Vec<String> = outcome
         .outputs
@@ -61,71 +68,6 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// A bucket named as the output: where it is built locally first.
-struct BucketOutput {
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-fn bucket_output(output: &std::path::Path) -> anyhow::Result<Option<BucketOutput>> {
-    let Some(url) = electra_convert::source::bucket_url(output) else {
-        return Ok(None);
-    };
-    if cfg!(not(feature = "remote")) {
-        anyhow::bail!("{url}: this build has no bucket support (rebuild electra-convert with the default `remote` feature)");
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("electra-convert-upload-")
-        .tempdir()?;
-    Ok(Some(BucketOutput {
-        url: url.trim_end_matches('/').to_string(),
-        dir,
-    }))
-}
-
-impl BucketOutput {
-    fn local(&self) -> std::path::PathBuf {
-        self.dir.path().join("out")
-    }
-
-    /// Upload the built directory (weights first, `config.json` and the card last); on failure
-    /// nothing this run uploaded is left.
-    #[cfg(feature = "remote")]
-    fn send(
-        &self,
-        outcome: &mut electra_convert::ConvertOutcome,
-        force: bool,
-    ) -> anyhow::Result<()> {
-        use electra_convert::source::remote;
-        let dest = remote::RemoteUrl::parse(&self.url)?;
-        let store = remote::Remote::connect(&dest, &remote::store_options())?;
-        let options = remote::UploadOptions {
-            force,
-            ..remote::UploadOptions::default()
-        };
-        remote::upload_dir(&store, &self.local(), &dest, &options)?;
-        let local = self.local();
-        for m in &mut outcome.outputs {
-            let rel = m
-                .directory
-                .strip_prefix(&local)
-                .unwrap_or(std::path::Path::new(""));
-            let mut url = self.url.clone();
-            if !rel.as_os_str().is_empty() {
-                url = format!("{url}/{}", rel.display());
-            }
-            m.directory = url.into();
-        }
-        Ok(())
-    }
-
-    #[cfg(not(feature = "remote"))]
-    fn send(&self, _: &mut electra_convert::ConvertOutcome, _: bool) -> anyhow::Result<()> {
-        Ok(())
-    }
 }
 
 /// The command line as typed, for the model card: the program as `electra-convert`, absolute

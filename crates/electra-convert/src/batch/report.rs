@@ -40,9 +40,24 @@ pub fn report_json(info: &RunInfo, records: &[JobRecord]) -> Value {
                 "directories": converted.map(|c| &c.directories),
                 "warnings": converted.map(|c| &c.warnings),
                 "verify": converted.and_then(|c| c.verify.as_ref()),
+                "fetched": converted.and_then(|c| c.fetched),
+                "uploaded": converted.and_then(|c| c.uploaded.as_ref()),
             })
         })
         .collect();
+    // Jobs reading from buckets: what they fetched in all (absent when none did).
+    let fetched: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.converted.as_ref()?.fetched)
+        .collect();
+    let fetched_total = (!fetched.is_empty()).then(|| {
+        serde_json::json!({
+            "jobs": fetched.len(),
+            "bytes_fetched": fetched.iter().map(|f| f.bytes_fetched).sum::<u64>(),
+            "bytes_needed": fetched.iter().map(|f| f.bytes_needed).sum::<u64>(),
+            "requests": fetched.iter().map(|f| f.requests).sum::<u64>(),
+        })
+    });
     serde_json::json!({
         "manifest": info.manifest,
         "shard": info.shard.map(|s| s.to_string()),
@@ -54,6 +69,7 @@ pub fn report_json(info: &RunInfo, records: &[JobRecord]) -> Value {
         "failed": tally.failed,
         "parity_failed": tally.parity_failed,
         "skipped": tally.skipped,
+        "fetched": fetched_total,
         "jobs": jobs,
     })
 }

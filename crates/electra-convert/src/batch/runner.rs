@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{BatchError, Job};
-use crate::convert::{ConvertError, Progress};
+use crate::convert::{ConvertError, FetchTotals, Progress, Uploaded};
 use crate::verify::ParityReport;
 
 /// `--shard I/N`: job k (0-based, manifest order) belongs to shard (k mod N) + 1.
@@ -79,6 +79,10 @@ pub struct Converted {
     pub warnings: Vec<String>,
     /// Parity results, present when the job asked for `verify` and/or `reference`.
     pub verify: Option<VerifySummary>,
+    /// From a bucket: bytes fetched and needed, requests, the checkpoint's size.
+    pub fetched: Option<FetchTotals>,
+    /// To a bucket: what was uploaded.
+    pub uploaded: Option<Uploaded>,
 }
 
 /// Parity results of one job.
@@ -345,6 +349,8 @@ pub fn run_job(job: &Job, progress: &mut dyn Progress) -> Result<Converted, Stri
             .collect(),
         warnings: outcome.warnings,
         verify,
+        fetched: outcome.fetched,
+        uploaded: outcome.uploaded,
     })
 }
 

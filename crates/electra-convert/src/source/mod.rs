@@ -195,15 +195,27 @@ impl Source {
         &self,
         names: impl IntoIterator<Item = &'n str>,
     ) -> Result<Option<FetchTotals>, SourceError> {
+        self.prefetch_reporting(names, &mut crate::options::NoProgress)
+    }
+
+    /// [`prefetch`](Source::prefetch), telling `progress` the bytes fetched of the bytes needed
+    /// while it runs ([`Progress::fetching`](crate::options::Progress::fetching)).
+    pub fn prefetch_reporting<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+        progress: &mut dyn crate::options::Progress,
+    ) -> Result<Option<FetchTotals>, SourceError> {
         #[cfg(feature = "remote")]
         if let Some(state) = &self.remote {
             let ranges = self.checkpoint.stored_ranges(names);
             return state
-                .prefetch(&ranges)
+                .prefetch_reporting(&ranges, &mut |fetched, needed| {
+                    progress.fetching(fetched, needed)
+                })
                 .map(Some)
                 .map_err(|e| SourceError::Remote(Box::new(e)));
         }
-        let _ = names.into_iter();
+        let _ = (names.into_iter(), progress);
         Ok(None)
     }
 

@@ -211,8 +211,13 @@ fn resolve_directory(remote: &Remote, dir: &RemoteUrl) -> Result<(RemoteUrl, &'s
     }
 }
 
-/// HEADs `prefix.data-0000K-of-0000N` for every K, with N taken from a listing.
+/// HEADs `prefix.data-0000K-of-0000N` for every K, with N taken from a listing. A web server
+/// (`https://`) has no listing: there N comes from the index itself, so this returns nothing
+/// and the caller asks [`shards_named`] once the index is read.
 fn data_shards(remote: &Remote, prefix: &RemoteUrl) -> Result<Vec<RemoteObject>> {
+    if prefix.scheme() == super::Scheme::Http {
+        return Ok(Vec::new());
+    }
     let listing = list_dir(remote, &prefix.parent())?;
     let base = format!("{}.data-", prefix.file_name());
     let mut count = None;
@@ -225,6 +230,15 @@ fn data_shards(remote: &Remote, prefix: &RemoteUrl) -> Result<Vec<RemoteObject>>
         url: prefix.to_string(),
         detail: format!("no {base}*-of-* data shard next to the index"),
     })?;
+    shards_named(remote, prefix, n)
+}
+
+/// HEADs `prefix.data-0000K-of-0000N` for every K < `n`.
+pub(crate) fn shards_named(
+    remote: &Remote,
+    prefix: &RemoteUrl,
+    n: u32,
+) -> Result<Vec<RemoteObject>> {
     (0..n)
         .map(|k| {
             let u = prefix.with_suffix(&format!(".data-{k:05}-of-{n:05}"));

@@ -37,7 +37,7 @@ pub use object::RemoteObject;
 pub use plan::{PlanConfig, RangeSet};
 pub use shard::{FetchConfig, FetchStats, RemoteShard, ShardBytes};
 pub use store::{Env, Remote, StoreOptions};
-pub use upload::{upload_dir, UploadOptions, UploadStats};
+pub use upload::{check_destination, upload_dir, UploadOptions, UploadStats};
 
 use super::{Form, Source, SourceError};
 
@@ -83,6 +83,9 @@ const SIDE_FILES: [&str; 4] = [
     "params.yaml",
     "pretrain_config.json",
 ];
+
+/// Most data shards probed by HEAD when the store cannot list (`https://`).
+const MAX_SHARDS_WITHOUT_LISTING: usize = 4096;
 
 /// Largest index read into memory.
 const INDEX_LIMIT: u64 = 1 << 30;
@@ -160,6 +163,43 @@ impl RemoteState {
         Ok(self.totals())
     }
 
+    /// [`prefetch`](RemoteState::prefetch), calling `report(received, missing)` about every
+    /// 100 ms while it runs (bytes received so far by this call, of the bytes not held when it
+    /// began) and once at the end.
+    pub fn prefetch_reporting(
+        &self,
+        ranges: &[(i32, Range<u64>)],
+        report: &mut dyn FnMut(u64, u64),
+    ) -> Result<FetchTotals, RemoteError> {
+        let received = || -> u64 { self.shards.iter().map(|(_, s)| s.bytes_received()).sum() };
+        let missing: u64 = self
+            .shards
+            .iter()
+            .map(|(id, shard)| {
+                let want: Vec<Range<u64>> = ranges
+                    .iter()
+                    .filter(|(i, _)| i == id)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                shard.bytes_missing(&want)
+            })
+            .sum();
+        let start = received();
+        let result = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| self.prefetch(ranges));
+            // Bounded by the prefetch itself, which is bounded by its retries and timeouts.
+            while !worker.is_finished() {
+                report(received() - start, missing);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            worker
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        report(received() - start, missing);
+        result
+    }
+
     /// Refuses any range a prefetch did not fetch (the bytes of the cache file there are zeros).
     pub fn check_held(&self, ranges: &[(i32, Range<u64>)]) -> Result<(), RemoteError> {
         for (id, r) in ranges {
@@ -195,7 +235,7 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
     let url = RemoteUrl::parse(url).map_err(remote_err)?;
     let settings = settings();
     let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
-    let resolved = resolve_checkpoint(&remote, &url).map_err(remote_err)?;
+    let mut resolved = resolve_checkpoint(&remote, &url).map_err(remote_err)?;
     let dir = tempfile::Builder::new()
         .prefix("electra-convert-remote-")
         .tempdir()
@@ -250,6 +290,20 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
     }
     let local_prefix = side_dir.join(resolved.prefix.file_name());
     let checkpoint = Checkpoint::from_index_bytes(&local_prefix, &index_bytes)?;
+    if resolved.data.is_empty() {
+        // No listing (a web server): the index says how many shards there are.
+        let n = checkpoint.num_shards();
+        if n > MAX_SHARDS_WITHOUT_LISTING {
+            return Err(remote_err(RemoteError::NoCheckpoint {
+                url: resolved.prefix.to_string(),
+                detail: format!(
+                    "the index claims {n} data shards; more than {MAX_SHARDS_WITHOUT_LISTING} are not probed one by one over https://"
+                ),
+            }));
+        }
+        let n = n as u32;
+        resolved.data = list::shards_named(&remote, &resolved.prefix, n).map_err(remote_err)?;
+    }
     if checkpoint.num_shards() != resolved.data.len() {
         return Err(remote_err(RemoteError::NoCheckpoint {
             url: resolved.prefix.to_string(),

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ pub struct RemoteShard {
     config: FetchConfig,
     /// Serialises prefetches of this shard (each is concurrent inside).
     prefetching: Mutex<()>,
+    /// Bytes received into the cache so far (for progress while a prefetch runs).
+    received: AtomicU64,
 }
 
 impl RemoteShard {
@@ -98,6 +101,7 @@ impl RemoteShard {
             fetched: RwLock::new(held),
             config,
             prefetching: Mutex::new(()),
+            received: AtomicU64::new(0),
         })
     }
 
@@ -117,6 +121,22 @@ impl RemoteShard {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains(r)
+    }
+
+    /// Bytes received from the store so far (a running count, for progress).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Of `ranges`, the bytes not held yet.
+    pub fn bytes_missing(&self, ranges: &[Range<u64>]) -> u64 {
+        let wanted: RangeSet = ranges.iter().cloned().collect();
+        let held = self.fetched.read().unwrap_or_else(|p| p.into_inner());
+        wanted
+            .iter()
+            .flat_map(|r| held.missing(r))
+            .map(|m| m.end - m.start)
+            .sum()
     }
 
     /// Bytes held locally.
@@ -164,7 +184,12 @@ impl RemoteShard {
                             piece.clone(),
                             self.config.piece_retries,
                             self.config.piece_backoff,
-                            |off, data| self.cache.write_at(off, data),
+                            |off, data| {
+                                self.cache.write_at(off, data)?;
+                                self.received
+                                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                                Ok(())
+                            },
                         )
                         .await?;
                         done.lock().unwrap_or_else(|p| p.into_inner()).push(piece);

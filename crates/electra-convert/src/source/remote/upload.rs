@@ -61,14 +61,6 @@ pub fn upload_dir(
     dest: &RemoteUrl,
     opts: &UploadOptions,
 ) -> Result<UploadStats> {
-    remote.check_same_store(dest)?;
-    if remote.anonymous {
-        return Err(RemoteError::BadCredentials {
-            url: dest.to_string(),
-            detail: "uploads need credentials; anonymous access is for reading public buckets"
-                .into(),
-        });
-    }
     let mut files = Vec::new();
     walk(local, local, &mut files)?;
     files.sort_by_key(|(rel, _)| {
@@ -77,17 +69,8 @@ pub fn upload_dir(
             rel.clone(),
         )
     });
+    check_destination(remote, dest, opts.force)?;
     block_on(async {
-        if !opts.force {
-            let existing = list_all(remote.store.as_ref(), dest, 1000).await?;
-            if let Some(first) = existing.first() {
-                return Err(RemoteError::DestinationNotEmpty {
-                    url: dest.to_string(),
-                    count: existing.len(),
-                    example: first.to_string(),
-                });
-            }
-        }
         let mut stats = UploadStats::default();
         for (rel, path) in &files {
             let url = dest.join(rel);
@@ -107,6 +90,31 @@ pub fn upload_dir(
         }
         Ok(stats)
     })
+}
+
+/// Whether `dest` can take an upload: same store, credentials, and (without `force`) no object
+/// under it yet. Called before a conversion starts, so a refused destination costs nothing.
+pub fn check_destination(remote: &Remote, dest: &RemoteUrl, force: bool) -> Result<()> {
+    remote.check_same_store(dest)?;
+    if remote.anonymous {
+        return Err(RemoteError::BadCredentials {
+            url: dest.to_string(),
+            detail: "uploads need credentials; anonymous access is for reading public buckets"
+                .into(),
+        });
+    }
+    if force {
+        return Ok(());
+    }
+    let existing = block_on(list_all(remote.store.as_ref(), dest, 1000))?;
+    match existing.first() {
+        Some(first) => Err(RemoteError::DestinationNotEmpty {
+            url: dest.to_string(),
+            count: existing.len(),
+            example: first.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
