@@ -1,10 +1,13 @@
 //! Checkpoints in buckets, end to end through the binary, against real servers on loopback:
-//! moto (`s3://`) and fake-gcs-server (`gs://`), started by the tests on free ports from the
+//! moto (`s3://`, and `https://` through its path-style URLs), fake-gcs-server (`gs://`) and
+//! Azurite (`az://`), started by the tests on free ports from the
 //! binaries `scripts/test-servers.sh env` names (skipped with a message when unset, failing under
 //! `CI`), faults injected by a small proxy of our own.
 
 mod proxy;
+mod schemes;
 mod servers;
+mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub enum Kind {
     Moto,
     Gcs,
+    Azurite,
 }
 
 impl Kind {
@@ -21,6 +22,7 @@ impl Kind {
         match self {
             Kind::Moto => "ELECTRA_TEST_MOTO_SERVER",
             Kind::Gcs => "ELECTRA_TEST_FAKE_GCS_SERVER",
+            Kind::Azurite => "ELECTRA_TEST_AZURITE_BLOB",
         }
     }
 
@@ -28,6 +30,7 @@ impl Kind {
         match self {
             Kind::Moto => "/",
             Kind::Gcs => "/storage/v1/b",
+            Kind::Azurite => "/devstoreaccount1?comp=list",
         }
     }
 
@@ -51,6 +54,17 @@ impl Kind {
                 &format!("http://127.0.0.1:{port}"),
                 "-log-level",
                 "warn",
+            ]),
+            Kind::Azurite => c.args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &p,
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
             ]),
         };
         c
@@ -161,7 +175,22 @@ pub fn free_port() -> u16 {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    pub head: String,
     pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response header's value (the first of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port` (Connection: close), bounded by 10 s timeouts.
@@ -196,10 +225,37 @@ pub fn http(
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    Ok(Response {
-        status,
-        body: raw[split + 4..].to_vec(),
-    })
+    let body = raw[split + 4..].to_vec();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)?
+    } else {
+        body
+    };
+    Ok(Response { status, head, body })
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = || std::io::Error::other("bad chunked body");
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| bad())?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err(bad());
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 fn expect_ok(r: std::io::Result<Response>, what: &str) {
@@ -262,5 +318,91 @@ pub fn gcs_put(port: u16, bucket: &str, key: &str, body: &[u8]) {
             body,
         ),
         "upload object",
+    );
+}
+
+/// moto: the keys under `prefix` in `bucket` (ListObjectsV2, up to 1000).
+pub fn moto_list(port: u16, bucket: &str, prefix: &str) -> Vec<String> {
+    let r = http(
+        port,
+        "GET",
+        &format!("/{bucket}?list-type=2&prefix={prefix}"),
+        &[MOTO_AUTH],
+        b"",
+    )
+    .expect("list objects");
+    assert_eq!(r.status, 200, "list: {}", r.text());
+    xml_values(&r.text(), "Key")
+}
+
+/// moto: an object's bytes.
+pub fn moto_get(port: u16, bucket: &str, key: &str) -> Vec<u8> {
+    let r = http(port, "GET", &format!("/{bucket}/{key}"), &[MOTO_AUTH], b"").expect("get");
+    assert_eq!(r.status, 200, "get {key}: {}", r.text());
+    r.body
+}
+
+/// moto: the multipart uploads in progress in `bucket` (their keys).
+pub fn moto_multipart_uploads(port: u16, bucket: &str) -> Vec<String> {
+    let r = http(
+        port,
+        "GET",
+        &format!("/{bucket}?uploads"),
+        &[MOTO_AUTH],
+        b"",
+    )
+    .expect("list multipart uploads");
+    assert_eq!(r.status, 200, "list uploads: {}", r.text());
+    // Each <Upload> names its <Key>; the document's own <Bucket>/<KeyMarker> are not uploads.
+    r.text()
+        .split("<Upload>")
+        .skip(1)
+        .flat_map(|u| xml_values(u, "Key"))
+        .collect()
+}
+
+/// The texts of every `<tag>…</tag>` in `xml`.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+/// Creates an Azurite container with a SharedKey-signed request (Azurite's documented
+/// development account and key).
+pub fn azurite_container(port: u16, container: &str) {
+    use base64::Engine;
+    const ACCOUNT: &str = "devstoreaccount1";
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    // The server's own clock (SharedKey wants a date within 15 minutes of it).
+    let probe =
+        http(port, "GET", "/devstoreaccount1?comp=list", &[], b"").expect("azurite answers");
+    let date = probe.header("Date").expect("a Date header").to_string();
+    let version = "2021-08-06";
+    // The verb, eleven standard headers (empty; an empty body's Content-Length counts as
+    // empty), the canonical x-ms headers, the canonical resource.
+    let to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}\nrestype:container"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &b64.decode(KEY).unwrap());
+    let sig = b64.encode(aws_lc_rs::hmac::sign(&key, to_sign.as_bytes()).as_ref());
+    let auth = format!("SharedKey {ACCOUNT}:{sig}");
+    expect_ok(
+        http(
+            port,
+            "PUT",
+            &format!("/{ACCOUNT}/{container}?restype=container"),
+            &[
+                ("x-ms-date", date.as_str()),
+                ("x-ms-version", version),
+                ("Authorization", auth.as_str()),
+            ],
+            b"",
+        ),
+        "create container",
     );
 }

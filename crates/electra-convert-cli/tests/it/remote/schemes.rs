@@ -1,0 +1,191 @@
+//! The other ways in: `az://` against Azurite, `https://` (a public object on a web server
+//! that honours Range; moto's path-style URLs serve as one), `gs://` with `--anonymous`, and
+//! `export --checkpoint` from a bucket.
+
+use electra_convert::source::remote::{upload_dir, Env, Remote, RemoteUrl, StoreOptions};
+
+use super::servers::{azurite_container, gcs_bucket, gcs_put, Kind, Server};
+use super::{assert_same_dir, bin, local, moto_with_tied, s3_env, stderr_of, tied, FILES};
+
+fn azurite_env(port: u16) -> [(&'static str, String); 2] {
+    [
+        ("AZURE_STORAGE_USE_EMULATOR", "true".to_string()),
+        (
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{port}"),
+        ),
+    ]
+}
+
+#[test]
+fn az_convert_is_byte_identical_and_uploads_back() {
+    let Some(az) = Server::start(Kind::Azurite) else {
+        return;
+    };
+    azurite_container(az.port, "ckpts");
+    // The checkpoint goes up through the library's own upload (block blobs).
+    let run_dir = tempfile::tempdir().unwrap();
+    for f in FILES {
+        std::fs::copy(tied().join(f), run_dir.path().join(f)).unwrap();
+    }
+    let options = StoreOptions {
+        env: Env::from_pairs(azurite_env(az.port)),
+        ..StoreOptions::default()
+    };
+    let dest = RemoteUrl::parse("az://ckpts/runs/tied").unwrap();
+    let remote = Remote::connect(&dest, &options).unwrap();
+    upload_dir(&remote, run_dir.path(), &dest, &Default::default()).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "discriminator");
+    let got = tmp.path().join("got");
+    let mut c = bin();
+    c.envs(azurite_env(az.port))
+        .args(["--model", "discriminator", "--quiet", "--verify"])
+        .arg("az://ckpts/runs/tied")
+        .arg("-o")
+        .arg(&got);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+
+    // And the converted directory into the same container.
+    let mut c = bin();
+    c.envs(azurite_env(az.port))
+        .args(["--model", "discriminator", "--quiet"])
+        .arg("az://ckpts/runs/tied")
+        .args(["-o", "az://ckpts/hf/disc"]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for f in ["config.json", "model.safetensors", "vocab.txt"] {
+        let url = RemoteUrl::parse(&format!("az://ckpts/hf/disc/{f}")).unwrap();
+        let (_, bytes) =
+            electra_convert::source::remote::RemoteObject::read_all(&remote, &url, 1 << 30)
+                .unwrap();
+        assert!(
+            bytes == std::fs::read(tmp.path().join("want").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn https_public_object_converts_without_credentials_or_listing() {
+    let Some(gcs) = Server::start(Kind::Gcs) else {
+        return;
+    };
+    gcs_bucket(gcs.port, "electra-data");
+    for f in FILES {
+        gcs_put(
+            gcs.port,
+            "electra-data",
+            &format!("runs/tied/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "generator");
+    // fake-gcs-server serves public objects at http://HOST/BUCKET/KEY, as storage.googleapis.com
+    // does. A web server has no listing: the prefix (or its .index) is named, the shard count
+    // comes from the index, and the `checkpoint` state file resolves a "directory".
+    let base = format!("http://127.0.0.1:{}/electra-data/runs/tied", gcs.port);
+    for (i, url) in [
+        format!("{base}/model.ckpt-1000"),
+        format!("{base}/model.ckpt-1000.index"),
+        format!("{base}/"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let got = tmp.path().join(format!("got{i}"));
+        let out = bin()
+            .args(["--model", "generator", "--quiet", "--json"])
+            .arg(url)
+            .arg("-o")
+            .arg(&got)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{url}: {}", stderr_of(&out));
+        assert_same_dir(&got, &tmp.path().join("want"));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let f = &json["fetched"];
+        assert!(
+            f["bytes_fetched"].as_u64().unwrap() < f["checkpoint_bytes"].as_u64().unwrap(),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn gs_anonymous_reads_a_public_bucket() {
+    let Some(gcs) = Server::start(Kind::Gcs) else {
+        return;
+    };
+    gcs_bucket(gcs.port, "public-electra");
+    for f in FILES {
+        gcs_put(
+            gcs.port,
+            "public-electra",
+            &format!("small/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "discriminator");
+    let got = tmp.path().join("got");
+    // No credentials of any kind: --anonymous sends unsigned requests.
+    let out = bin()
+        .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port))
+        .args(["--model", "discriminator", "--quiet", "--anonymous"])
+        .arg("gs://public-electra/small")
+        .arg("-o")
+        .arg(&got)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+    let out = bin()
+        .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port))
+        .args(["inspect", "--anonymous", "gs://public-electra/small"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn export_checkpoint_from_a_bucket_equals_the_local_export() {
+    let Some(s3) = moto_with_tied() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    crate::cli()
+        .args(["export", "--quiet", "--checkpoint"])
+        .arg(tied())
+        .arg("-o")
+        .arg(tmp.path().join("want/model.ckpt-1000"))
+        .assert()
+        .success();
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args([
+            "export",
+            "--quiet",
+            "--checkpoint",
+            "s3://ckpts/runs/tied/model.ckpt-1000.index",
+        ])
+        .arg("-o")
+        .arg(tmp.path().join("got/model.ckpt-1000"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for f in [
+        "checkpoint",
+        "model.ckpt-1000.index",
+        "model.ckpt-1000.data-00000-of-00001",
+    ] {
+        assert!(
+            std::fs::read(tmp.path().join("got").join(f)).unwrap()
+                == std::fs::read(tmp.path().join("want").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
