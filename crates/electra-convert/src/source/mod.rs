@@ -183,9 +183,20 @@ impl Source {
         location: String,
         state: remote::RemoteState,
     ) -> Source {
-        let mut source = Source::new(checkpoint, form, side_dir, location, Vec::new());
-        source.remote = Some(state);
-        source
+        Source::new(checkpoint, form, side_dir, location, Vec::new()).with_remote(state)
+    }
+
+    /// The same source, its shards (some or all) read from a bucket through `state`.
+    #[cfg(feature = "remote")]
+    fn with_remote(mut self, state: remote::RemoteState) -> Source {
+        self.remote = Some(state);
+        self
+    }
+
+    /// How a bucket source fetches (`None` for local files).
+    #[cfg(feature = "remote")]
+    fn remote_state(&self) -> Option<&remote::RemoteState> {
+        self.remote.as_ref()
     }
 
     /// Make the stored bytes of `names` readable: a no-op for local files; for a checkpoint in

@@ -189,3 +189,81 @@ fn export_checkpoint_from_a_bucket_equals_the_local_export() {
         );
     }
 }
+
+#[test]
+fn zip_archives_on_a_web_server_convert_like_the_local_zips() {
+    let Some(gcs) = Server::start(Kind::Gcs) else {
+        return;
+    };
+    gcs_bucket(gcs.port, "electra-data");
+    let zips = crate::repo_root().join("fixtures/forms/zip");
+    for z in [
+        "electra_tiny.zip",
+        "electra_tiny_stored.zip",
+        "two_checkpoints.zip",
+    ] {
+        gcs_put(
+            gcs.port,
+            "electra-data",
+            z,
+            &std::fs::read(zips.join(z)).unwrap(),
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (name, selector)) in [
+        ("electra_tiny_stored.zip", ""),
+        ("electra_tiny.zip", ""),
+        ("two_checkpoints.zip", "#b"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let want = tmp.path().join(format!("want{i}"));
+        crate::cli()
+            .args(["--model", "discriminator", "--quiet"])
+            .arg(format!("{}{selector}", zips.join(name).display()))
+            .arg("-o")
+            .arg(&want)
+            .assert()
+            .success();
+        let url = format!(
+            "http://127.0.0.1:{}/electra-data/{name}{selector}",
+            gcs.port
+        );
+        let got = tmp.path().join(format!("got{i}"));
+        let out = bin()
+            .args(["--model", "discriminator", "--quiet", "--json"])
+            .arg(&url)
+            .arg("-o")
+            .arg(&got)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{url}: {}", stderr_of(&out));
+        assert_same_dir(&got, &want);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let f = &json["fetched"];
+        let size = std::fs::metadata(zips.join(name)).unwrap().len();
+        assert_eq!(f["checkpoint_bytes"].as_u64().unwrap(), size, "{json}");
+        let fetched = f["bytes_fetched"].as_u64().unwrap();
+        if name == "electra_tiny_stored.zip" {
+            // Stored: only the discriminator's ranges of the data entry (merged across gaps
+            // under 64 KiB), so some of the generator's tensors are never fetched.
+            assert!(fetched < size, "{fetched} of {size}: {json}");
+        }
+        if name == "two_checkpoints.zip" {
+            // The other checkpoint's data entry (`a/`, deflated) is never fetched.
+            assert!(fetched < size * 3 / 4, "{fetched} of {size}: {json}");
+        }
+    }
+
+    // inspect reads the central directory and the index only.
+    let out = bin()
+        .args(["inspect", "--json"])
+        .arg(format!(
+            "http://127.0.0.1:{}/electra-data/electra_tiny_stored.zip",
+            gcs.port
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

@@ -22,10 +22,11 @@ mod runtime;
 mod shard;
 mod store;
 mod upload;
+mod zip;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tf_checkpoint::{Checkpoint, ShardFile};
 
@@ -97,16 +98,27 @@ const SIDE_LIMIT: u64 = 64 << 20;
 pub struct RemoteState {
     remote: Remote,
     prefix: RemoteUrl,
-    /// Shard id → the shard.
-    shards: Vec<(i32, RemoteShard)>,
-    /// Ranges proven fetched, per shard id.
-    fetched: Mutex<Vec<(i32, Vec<Range<u64>>)>>,
-    /// Everything fetched so far (index and side files included).
-    totals: Mutex<FetchTotals>,
-    /// Bytes of the index plus every data shard.
+    /// The data shards read from the bucket: a shard's stored range `r` is bytes
+    /// `base + r` of its object (`base` is 0 for a checkpoint's own `.data` objects, the entry's
+    /// offset for a shard stored in a zip archive). Several shards may share one object.
+    slots: Vec<Slot>,
+    /// Shards the source holds locally already (a zip's deflated entries, inflated on open).
+    local: Vec<i32>,
+    /// Bytes fetched when the source was opened, outside the shards (index, side files).
+    opened_bytes: u64,
+    /// Bytes of tensor data the prefetches were asked for.
+    needed: Mutex<u64>,
+    /// Bytes of the index plus every data shard (or of the archive).
     total_size: u64,
     /// The side files and, without a cache directory, the sparse shard files.
     _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: i32,
+    base: u64,
+    shard: Arc<RemoteShard>,
 }
 
 /// Running totals of what a source fetched.
@@ -128,36 +140,53 @@ impl RemoteState {
         &self.prefix
     }
 
+    /// Each distinct object behind the slots, once.
+    fn objects(&self) -> Vec<&Arc<RemoteShard>> {
+        let mut out: Vec<&Arc<RemoteShard>> = Vec::new();
+        for s in &self.slots {
+            if !out.iter().any(|o| Arc::ptr_eq(o, &s.shard)) {
+                out.push(&s.shard);
+            }
+        }
+        out
+    }
+
+    /// Bytes received into the shards' local copies so far.
+    fn received(&self) -> u64 {
+        self.objects().iter().map(|s| s.bytes_received()).sum()
+    }
+
     /// What was fetched so far.
     pub fn totals(&self) -> FetchTotals {
-        let mut t = *self.totals.lock().unwrap_or_else(|p| p.into_inner());
-        t.requests = self.remote.request_counts().requests;
-        t.checkpoint_bytes = self.total_size;
-        t
+        FetchTotals {
+            bytes_fetched: self.opened_bytes + self.received(),
+            bytes_needed: *self.needed.lock().unwrap_or_else(|p| p.into_inner()),
+            requests: self.remote.request_counts().requests,
+            checkpoint_bytes: self.total_size,
+        }
+    }
+
+    /// `ranges` (shard id, stored range) as ranges of each slot's object.
+    fn object_ranges(&self, ranges: &[(i32, Range<u64>)]) -> Vec<(&Slot, Vec<Range<u64>>)> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let want = ranges
+                    .iter()
+                    .filter(|(i, _)| *i == slot.id)
+                    .map(|(_, r)| r.start + slot.base..r.end + slot.base)
+                    .collect();
+                (slot, want)
+            })
+            .filter(|(_, want): &(&Slot, Vec<Range<u64>>)| !want.is_empty())
+            .collect()
     }
 
     /// Fetch `ranges` (shard id, range) not yet held, then check that every one is held.
     pub fn prefetch(&self, ranges: &[(i32, Range<u64>)]) -> Result<FetchTotals, RemoteError> {
-        for (id, shard) in &self.shards {
-            let want: Vec<Range<u64>> = ranges
-                .iter()
-                .filter(|(i, _)| i == id)
-                .map(|(_, r)| r.clone())
-                .collect();
-            if want.is_empty() {
-                continue;
-            }
-            let stats = shard.prefetch(&want)?;
-            {
-                let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
-                t.bytes_fetched += stats.bytes_fetched;
-                t.bytes_needed += stats.bytes_needed;
-            }
-            let mut f = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
-            match f.iter_mut().find(|(i, _)| i == id) {
-                Some((_, v)) => v.extend(want),
-                None => f.push((*id, want)),
-            }
+        for (slot, want) in self.object_ranges(ranges) {
+            let stats = slot.shard.prefetch(&want)?;
+            *self.needed.lock().unwrap_or_else(|p| p.into_inner()) += stats.bytes_needed;
         }
         self.check_held(ranges)?;
         Ok(self.totals())
@@ -171,48 +200,44 @@ impl RemoteState {
         ranges: &[(i32, Range<u64>)],
         report: &mut dyn FnMut(u64, u64),
     ) -> Result<FetchTotals, RemoteError> {
-        let received = || -> u64 { self.shards.iter().map(|(_, s)| s.bytes_received()).sum() };
         let missing: u64 = self
-            .shards
+            .object_ranges(ranges)
             .iter()
-            .map(|(id, shard)| {
-                let want: Vec<Range<u64>> = ranges
-                    .iter()
-                    .filter(|(i, _)| i == id)
-                    .map(|(_, r)| r.clone())
-                    .collect();
-                shard.bytes_missing(&want)
-            })
+            .map(|(slot, want)| slot.shard.bytes_missing(want))
             .sum();
-        let start = received();
+        let start = self.received();
         let result = std::thread::scope(|scope| {
             let worker = scope.spawn(|| self.prefetch(ranges));
             // Bounded by the prefetch itself, which is bounded by its retries and timeouts.
             while !worker.is_finished() {
-                report(received() - start, missing);
+                report(self.received() - start, missing);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             worker
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
         });
-        report(received() - start, missing);
+        report(self.received() - start, missing);
         result
     }
 
     /// Refuses any range a prefetch did not fetch (the bytes of the cache file there are zeros).
     pub fn check_held(&self, ranges: &[(i32, Range<u64>)]) -> Result<(), RemoteError> {
         for (id, r) in ranges {
-            let Some((_, shard)) = self.shards.iter().find(|(i, _)| i == id) else {
+            let Some(slot) = self.slots.iter().find(|s| s.id == *id) else {
+                if self.local.contains(id) {
+                    continue;
+                }
                 return Err(RemoteError::NoCheckpoint {
                     url: self.prefix.to_string(),
                     detail: format!("the index names data shard {id}, which is not in the bucket"),
                 });
             };
-            if !shard.holds(r) {
+            let at = r.start + slot.base..r.end + slot.base;
+            if !slot.shard.holds(&at) {
                 return Err(RemoteError::NotFetched {
-                    url: shard.object().url.to_string(),
-                    range: r.clone(),
+                    url: slot.shard.object().url.to_string(),
+                    range: at,
                 });
             }
         }
@@ -232,6 +257,9 @@ fn remote_err(e: RemoteError) -> SourceError {
 /// Open a checkpoint in a bucket: resolve it, fetch its index and side files, and give it sparse
 /// shard files. The object graph of a TF2 checkpoint is fetched too (planning needs it).
 pub fn open(url: &str) -> Result<Source, SourceError> {
+    if let Some((archive, selector)) = zip::split_zip_url(url) {
+        return zip::open(archive, selector);
+    }
     let url = RemoteUrl::parse(url).map_err(remote_err)?;
     let settings = settings();
     let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
@@ -318,7 +346,7 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
         Some(d) => CacheMode::Dir(d.clone()),
         None => CacheMode::Dir(shard_dir),
     };
-    let mut shards = Vec::with_capacity(resolved.data.len());
+    let mut slots = Vec::with_capacity(resolved.data.len());
     let mut files = Vec::with_capacity(resolved.data.len());
     let total_size = resolved.index.size + resolved.data.iter().map(|o| o.size).sum::<u64>();
     for (id, object) in resolved.data.iter().enumerate() {
@@ -334,36 +362,45 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
             base: 0,
             len: Some(object.size),
         });
-        shards.push((id as i32, shard));
+        slots.push(Slot {
+            id: id as i32,
+            base: 0,
+            shard: Arc::new(shard),
+        });
     }
     let checkpoint = checkpoint.with_shard_files(files)?;
     let state = RemoteState {
         remote,
         prefix: resolved.prefix.clone(),
-        shards,
-        fetched: Mutex::new(Vec::new()),
-        totals: Mutex::new(FetchTotals {
-            bytes_fetched: fetched,
-            ..FetchTotals::default()
-        }),
+        slots,
+        local: Vec::new(),
+        opened_bytes: fetched,
+        needed: Mutex::new(0),
         total_size,
         _dir: dir,
     };
-    // Planning reads the TF2 object graph, inspect and the model card the step: fetch them now.
-    let graph = checkpoint.stored_ranges([
-        tf_checkpoint::object_graph::OBJECT_GRAPH_KEY,
-        "global_step",
-        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
-        "step/.ATTRIBUTES/VARIABLE_VALUE",
-    ]);
-    if !graph.is_empty() {
-        state.prefetch(&graph).map_err(remote_err)?;
-    }
-    Ok(Source::new_remote(
+    let source = Source::new_remote(
         checkpoint,
         Form::Bucket,
         side_dir,
         resolved.prefix.to_string(),
         state,
-    ))
+    );
+    prefetch_opening(&source).map_err(remote_err)?;
+    Ok(source)
+}
+
+/// What every command reads before planning: the TF2 object graph, and the step counter
+/// (inspect and the model card show it). Fetched when a source is opened.
+fn prefetch_opening(source: &Source) -> Result<(), RemoteError> {
+    let opening = source.checkpoint().stored_ranges([
+        tf_checkpoint::object_graph::OBJECT_GRAPH_KEY,
+        "global_step",
+        "global_step/.ATTRIBUTES/VARIABLE_VALUE",
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+    ]);
+    match source.remote_state() {
+        Some(state) if !opening.is_empty() => state.prefetch(&opening).map(|_| ()),
+        _ => Ok(()),
+    }
 }

@@ -47,6 +47,12 @@ pub(crate) trait ReadAt: Send + Sync {
     fn size(&self) -> u64;
     /// Fill `buf` from `offset`; an error if the range is past the end.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// `len` bytes from `offset` are about to be read in full: a reader that fetches its bytes
+    /// from elsewhere (an archive in a bucket) gets them now, in one go. A no-op for files.
+    fn prepare(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// An open archive file and the length it had when opened.

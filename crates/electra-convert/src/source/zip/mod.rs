@@ -34,6 +34,7 @@ pub use error::ZipSourceError;
 pub use resolve::{looks_like_zip, split_zip_selector, Resolution};
 
 use super::{Form, Source, SourceError};
+pub(crate) use archive::ReadAt;
 use archive::{Archive, InMemory, METHOD_DEFLATED};
 use inflate::{copy_entry, method_name, method_supported, ratio_possible};
 use resolve::{join, parent, Finder};
@@ -114,6 +115,25 @@ pub fn open_with(
     options: ZipOptions,
 ) -> Result<Source, SourceError> {
     let zc = ZipCheckpoint::open_with(zip_path, selector, options)?;
+    Ok(source_of(zc)?.0)
+}
+
+/// An archive read through `reader` (named `path` in messages; stored entries are read in place
+/// from the local file `data_path`), as a [`Source`], and the data shards read in place from
+/// `data_path`: (shard id, offset of its bytes there).
+#[cfg(feature = "remote")]
+pub(crate) fn open_reader(
+    path: PathBuf,
+    data_path: PathBuf,
+    reader: Box<dyn ReadAt>,
+    selector: Option<&str>,
+) -> Result<(Source, Vec<(i32, u64)>), SourceError> {
+    let zip = SharedZip::from_reader(path, data_path, reader);
+    let zc = ZipCheckpoint::open_shared(zip, selector, ZipOptions::default())?;
+    source_of(zc)
+}
+
+fn source_of(zc: ZipCheckpoint) -> Result<(Source, Vec<(i32, u64)>), SourceError> {
     let location = zc.location();
     let checkpoint = Checkpoint::from_index_bytes(Path::new(&location), zc.index_bytes())?;
     let temp = zc.temp_dir()?;
@@ -145,14 +165,20 @@ pub fn open_with(
                 .map_err(|error| ZipSourceError::Io { path, error })?;
         }
     }
+    let in_place: Vec<(i32, u64)> = files
+        .iter()
+        .filter(|f| f.path == zc.zip.data_path)
+        .map(|f| (f.id, f.base))
+        .collect();
     let checkpoint = checkpoint.with_shard_files(files)?;
-    Ok(Source::new(
+    let source = Source::new(
         checkpoint,
         Form::Zip,
         side_dir,
         location,
         vec![Box::new(temp)],
-    ))
+    );
+    Ok((source, in_place))
 }
 
 impl ZipCheckpoint {
@@ -172,6 +198,16 @@ impl ZipCheckpoint {
             path: zip_path.to_path_buf(),
             error,
         })?;
+        Self::open_shared(zip, selector, options)
+    }
+
+    fn open_shared(
+        zip: SharedZip,
+        selector: Option<&str>,
+        options: ZipOptions,
+    ) -> Result<Self, ZipSourceError> {
+        let zip_path = zip.path.clone();
+        let zip_path = zip_path.as_path();
         let limits = ArchiveLimits {
             max_entries: options.max_entries,
             max_central_directory_bytes: options.max_central_directory_bytes,
@@ -319,7 +355,7 @@ impl ZipCheckpoint {
         if entry.method != METHOD_DEFLATED {
             return Ok(ShardFile {
                 id,
-                path: self.zip.path.clone(),
+                path: self.zip.data_path.clone(),
                 base: window.offset,
                 len: Some(window.len),
             });
@@ -349,6 +385,12 @@ impl ZipCheckpoint {
                 return Err(temp_error(format!("only {free} bytes are free there")));
             }
         }
+        self.zip
+            .prepare(window.offset, window.len)
+            .map_err(|error| ZipSourceError::Io {
+                path: self.zip.path.clone(),
+                error,
+            })?;
         {
             let mut out = BufWriter::with_capacity(declared.clamp(1, MIB) as usize, &file);
             let sink_error = |e: std::io::Error| temp_error(e.to_string());

@@ -7,16 +7,43 @@ use std::path::PathBuf;
 use super::archive::{FileAt, ReadAt};
 
 /// The zip file, opened once for the container parser and entry copies.
-#[derive(Debug)]
 pub(crate) struct SharedZip {
+    /// The archive as the user named it (for messages and locations).
     pub path: PathBuf,
-    pub file: FileAt,
+    /// The local file holding the archive's bytes: stored entries are read from it in place.
+    /// The archive itself, or for one in a bucket, the sparse local copy of it.
+    pub data_path: PathBuf,
+    pub file: Box<dyn ReadAt>,
+}
+
+impl std::fmt::Debug for SharedZip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedZip")
+            .field("path", &self.path)
+            .field("data_path", &self.data_path)
+            .field("size", &self.file.size())
+            .finish()
+    }
 }
 
 impl SharedZip {
     pub(crate) fn open(path: PathBuf) -> io::Result<Self> {
         let file = FileAt::open(&path)?;
-        Ok(Self { path, file })
+        Ok(Self {
+            data_path: path.clone(),
+            path,
+            file: Box::new(file),
+        })
+    }
+
+    /// An archive named `path` whose bytes come from `file`, kept locally in `data_path`.
+    #[cfg(feature = "remote")]
+    pub(crate) fn from_reader(path: PathBuf, data_path: PathBuf, file: Box<dyn ReadAt>) -> Self {
+        Self {
+            path,
+            data_path,
+            file,
+        }
     }
 }
 
@@ -27,6 +54,10 @@ impl ReadAt for SharedZip {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+
+    fn prepare(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.file.prepare(offset, len)
     }
 }
 
