@@ -324,7 +324,7 @@ fn weight_map<'a>(
 }
 
 /// The shard files `tf_model.h5.index.json` names, in name order, beside it.
-fn shard_files(index: &Path) -> Result<Vec<PathBuf>, SourceError> {
+pub(crate) fn shard_files(index: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let value = read_index(index)?;
     let map = weight_map(index, &value)?;
     let dir = super::directory_of(index);

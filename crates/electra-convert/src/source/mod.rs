@@ -153,6 +153,12 @@ impl Source {
         }
     }
 
+    /// The same source, named `location` in messages and reports (a URL it was fetched from).
+    pub fn with_location(mut self, location: String) -> Source {
+        self.location = location;
+        self
+    }
+
     /// The same source with a SavedModel's own facts.
     pub fn with_saved_model(mut self, facts: SavedModelFacts) -> Source {
         self.saved_model = Some(facts);

@@ -267,3 +267,56 @@ fn zip_archives_on_a_web_server_convert_like_the_local_zips() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+#[test]
+fn transformers_tf_uploads_by_url_convert_like_the_local_ones() {
+    let Some(gcs) = Server::start(Kind::Gcs) else {
+        return;
+    };
+    gcs_bucket(gcs.port, "hub");
+    let forms = crate::repo_root().join("fixtures/forms");
+    for dir in ["h5_disc", "h5_sharded"] {
+        for e in std::fs::read_dir(forms.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                gcs_put(
+                    gcs.port,
+                    "hub",
+                    &format!("{dir}/{name}"),
+                    &std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (dir, file)) in [
+        ("h5_disc", "tf_model.h5"),
+        ("h5_sharded", "tf_model.h5.index.json"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let want = tmp.path().join(format!("want{i}"));
+        crate::cli()
+            .args(["--model", "discriminator", "--quiet"])
+            .arg(forms.join(dir).join(file))
+            .arg("-o")
+            .arg(&want)
+            .assert()
+            .success();
+        let url = format!("http://127.0.0.1:{}/hub/{dir}/{file}", gcs.port);
+        let got = tmp.path().join(format!("got{i}"));
+        let out = bin()
+            .args(["--model", "discriminator", "--quiet", "--json"])
+            .arg(&url)
+            .arg("-o")
+            .arg(&got)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{url}: {}", stderr_of(&out));
+        assert_same_dir(&got, &want);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(json["fetched"]["requests"].as_u64().unwrap() > 0, "{json}");
+    }
+}

@@ -22,6 +22,7 @@ mod runtime;
 mod shard;
 mod store;
 mod upload;
+mod whole;
 mod zip;
 
 use std::ops::Range;
@@ -259,6 +260,9 @@ fn remote_err(e: RemoteError) -> SourceError {
 pub fn open(url: &str) -> Result<Source, SourceError> {
     if let Some((archive, selector)) = zip::split_zip_url(url) {
         return zip::open(archive, selector);
+    }
+    if whole::is_keras_url(url) {
+        return whole::open(url);
     }
     let url = RemoteUrl::parse(url).map_err(remote_err)?;
     let settings = settings();
