@@ -341,3 +341,40 @@ output = "out/gen"
     let total = jobs[0]["fetched"]["checkpoint_bytes"].as_u64().unwrap();
     assert!(per_job.iter().all(|&b| b < total), "{r}");
 }
+
+#[test]
+fn a_failed_parity_check_uploads_nothing_and_keeps_the_local_build() {
+    let Some(s3) = Server::start(Kind::Moto) else {
+        return;
+    };
+    moto_bucket(s3.port, "models");
+    let tmp = tempfile::tempdir().unwrap();
+    // A user config with the wrong LayerNorm ε: the conversion succeeds, the check does not.
+    local(&tmp.path().join("good"), "discriminator");
+    let config = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(tmp.path().join("good/config.json"))
+        .unwrap()
+        .replace("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": 0.01");
+    assert!(text.contains("0.01"));
+    std::fs::write(&config, text).unwrap();
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args(["--model", "discriminator", "--verify", "--config"])
+        .arg(&config)
+        .arg(super::tied())
+        .args(["-o", "s3://models/bad"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(moto_list(s3.port, "models", "").is_empty());
+    let err = stderr_of(&out);
+    let kept = err
+        .split("the converted files are kept at ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no kept path in: {err}"));
+    let kept = std::path::PathBuf::from(kept.trim());
+    assert!(kept.join("model.safetensors").is_file(), "{err}");
+    std::fs::remove_dir_all(kept.parent().unwrap()).unwrap();
+}
