@@ -134,6 +134,20 @@ fn s3_convert_inspect_map_and_verify() {
     assert!(bytes > 0 && bytes < total, "{json}");
     assert!(json["outputs"][0]["verify"][0]["passed"].as_bool().unwrap());
 
+    // --verify reads the local copy: the same bytes and requests as without it.
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let plain = c
+        .args(["--model", "discriminator", "--quiet", "--json"])
+        .arg("s3://ckpts/runs/tied")
+        .arg("-o")
+        .arg(tmp.path().join("no-verify"))
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", stderr_of(&plain));
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(plain["fetched"], json["fetched"]);
+
     // The prefix, and --model both (the union of the towers, fetched once).
     let both = tmp.path().join("both");
     local(&tmp.path().join("want-both"), "both");
@@ -263,6 +277,28 @@ fn faults_5xx_retried_truncation_and_replacement_fail_named() {
     let out = run(&got);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_same_dir(&got, &tmp.path().join("want"));
+
+    // Connections dropped mid-body: resumed (by object_store when the body has an ETag, by our
+    // own piece retry when not), the result exact.
+    proxy.clear_rules();
+    proxy.add_rule(Rule::new(Some("GET"), DATA, Some(1), Action::DropMidBody));
+    proxy.add_rule(Rule::new(
+        Some("GET"),
+        DATA,
+        Some(2),
+        Action::DropMidBodyNoEtag,
+    ));
+    proxy.clear_log();
+    let got = tmp.path().join("dropped");
+    let out = run(&got);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+    let drops = proxy
+        .log()
+        .iter()
+        .filter(|l| l.contains("dropped mid-body"))
+        .count();
+    assert_eq!(drops, 2, "{:#?}", proxy.log());
 
     // Every data body cut short: exit 1 naming the truncation, nothing left behind.
     proxy.clear_rules();
