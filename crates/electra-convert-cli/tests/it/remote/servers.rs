@@ -1,6 +1,8 @@
-//! Real object-store servers on free loopback ports for the bucket tests: moto (S3) and
-//! fake-gcs-server (GCS), from the binaries `scripts/test-servers.sh env` names, killed by PID on
-//! drop (and by the kernel if the test process dies). Raw HTTP for setting them up.
+//! Real object-store servers on free loopback ports for the bucket tests: moto (S3),
+//! fake-gcs-server (GCS) and Azurite (Azure), from the binaries the `ELECTRA_TEST_*` variables
+//! name or, when unset, that the project's own `scripts/test-servers.sh` installs (pinned, into
+//! `.test-servers/`); killed by PID on drop (and by the kernel if the test process dies). Raw
+//! HTTP for setting them up.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -86,18 +88,23 @@ impl Server {
     /// Starts `kind` from the binary its `ELECTRA_TEST_*` variable names. Without the variable:
     /// `None` (the caller skips, saying so) on a developer machine; under `CI`, a failure.
     pub fn start(kind: Kind) -> Option<Server> {
-        let Some(bin) = std::env::var(kind.var()).ok().filter(|s| !s.is_empty()) else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "{} is not set: run `scripts/test-servers.sh install` and `eval \"$(scripts/test-servers.sh env)\"`",
+        let from_env = std::env::var(kind.var()).ok().filter(|s| !s.is_empty());
+        let bin = match from_env {
+            Some(bin) => bin,
+            None => match installed() {
+                Ok(vars) if vars.contains_key(kind.var()) => vars[kind.var()].clone(),
+                Ok(_) => panic!(
+                    "{} is not printed by `scripts/test-servers.sh env`",
                     kind.var()
-                );
-            }
-            eprintln!(
-                "skipped: set {} (eval \"$(scripts/test-servers.sh env)\")",
-                kind.var()
-            );
-            return None;
+                ),
+                Err(why) => {
+                    if std::env::var_os("CI").is_some() {
+                        panic!("{kind:?}: the test servers could not be installed: {why}");
+                    }
+                    eprintln!("skipped: the test servers could not be installed: {why}");
+                    return None;
+                }
+            },
         };
         let mut last = String::new();
         for _attempt in 0..3 {
@@ -161,6 +168,76 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// How long the project's installer may take (pip and npm downloads on a slow link).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The `ELECTRA_TEST_*` variables of `scripts/test-servers.sh env`, after running
+/// `scripts/test-servers.sh install` (a no-op when up to date) once per test process, so that
+/// `cargo test` on a fresh machine installs the pinned servers into `.test-servers/` itself.
+/// `ELECTRA_TEST_NO_INSTALL=1` turns this off (then only the variables already set are used).
+fn installed() -> &'static Result<std::collections::BTreeMap<String, String>, String> {
+    static INSTALLED: std::sync::OnceLock<
+        Result<std::collections::BTreeMap<String, String>, String>,
+    > = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        if std::env::var_os("ELECTRA_TEST_NO_INSTALL").is_some() {
+            return Err("ELECTRA_TEST_NO_INSTALL is set".into());
+        }
+        let script = crate::repo_root().join("scripts/test-servers.sh");
+        let log = std::env::temp_dir().join(format!(
+            "electra-test-servers-install-{}.log",
+            std::process::id()
+        ));
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .arg("install")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                break status;
+            }
+            if t0.elapsed() > INSTALL_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{} install` took over {INSTALL_TIMEOUT:?}",
+                    script.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if !status.success() {
+            return Err(format!(
+                "`{} install` failed ({status}): {text}",
+                script.display()
+            ));
+        }
+        let env = Command::new("bash")
+            .arg(&script)
+            .arg("env")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !env.status.success() {
+            return Err(String::from_utf8_lossy(&env.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect())
+    })
 }
 
 pub fn free_port() -> u16 {
