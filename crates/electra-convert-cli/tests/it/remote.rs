@@ -355,3 +355,39 @@ fn no_credentials_fails_within_seconds_naming_what_was_looked_for() {
         assert!(err.contains("--anonymous"), "{url}: {err}");
     }
 }
+
+#[test]
+fn inspect_lists_once_and_reads_the_state_file_once() {
+    let Some(s3) = moto_with_tied() else { return };
+    let proxy = Proxy::start(s3.port);
+    let mut c = bin();
+    s3_env(&mut c, &proxy.endpoint());
+    let out = c
+        .args(["inspect", "s3://ckpts/runs/tied"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let log = proxy.log();
+    let count = |what: &dyn Fn(&str) -> bool| log.iter().filter(|l| what(l)).count();
+    // One listing (the directory, which finds the data shards and the side files present).
+    assert_eq!(count(&|l| l.contains("list-type=2")), 1, "{log:#?}");
+    // The state file and the index fetched once each; no probe of a side file that is absent.
+    assert_eq!(
+        count(&|l| l.starts_with("GET /ckpts/runs/tied/checkpoint ")),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        count(&|l| l.starts_with("GET /ckpts/runs/tied/model.ckpt-1000.index ")),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(count(&|l| l.contains("params.yaml")), 0, "{log:#?}");
+    // No tensor data: the data shard is only HEADed (tied has no object graph, and its
+    // global_step is fetched by a ranged GET of a few bytes).
+    let data_gets: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /ckpts/runs/tied/{DATA}")))
+        .collect();
+    assert!(data_gets.len() <= 1, "{log:#?}");
+}

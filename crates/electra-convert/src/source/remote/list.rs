@@ -88,6 +88,11 @@ pub struct ResolvedCheckpoint {
     pub data: Vec<RemoteObject>,
     /// How it was found: "prefix", "index", "data", "state file", "listing".
     pub found_by: &'static str,
+    /// The names of the objects beside the prefix, from the listing that found the data shards
+    /// (`None` where the store cannot list): side files not among them are not asked for.
+    pub neighbours: Option<Vec<String>>,
+    /// The `checkpoint` state file read while resolving, and where it was.
+    pub state_file: Option<(RemoteUrl, Vec<u8>)>,
 }
 
 /// Largest state file read.
@@ -100,16 +105,19 @@ const STATE_FILE_LIMIT: u64 = 1 << 20;
 pub fn resolve_checkpoint(remote: &Remote, url: &RemoteUrl) -> Result<ResolvedCheckpoint> {
     remote.check_same_store(url)?;
     let key = url.key();
+    let mut state_file = None;
     let (prefix, found_by) = if let Some(p) = key.strip_suffix(".index") {
         (url.with_key(p), "index")
     } else if let Some(p) = strip_data_suffix(key) {
         (url.with_key(p), "data")
     } else if let Some(p) = key.strip_suffix(".meta") {
         (url.with_key(p), "meta")
-    } else if !key.is_empty() && head_opt(remote, &url.with_suffix(".index"))?.is_some() {
+    } else if !key.is_empty()
+        && RemoteObject::head_opt(remote, &url.with_suffix(".index"))?.is_some()
+    {
         (url.clone(), "prefix")
     } else {
-        resolve_directory(remote, url)?
+        resolve_directory(remote, url, &mut state_file)?
     };
     let index_url = prefix.with_suffix(".index");
     let index = RemoteObject::head(remote, &index_url).map_err(|e| match e {
@@ -121,7 +129,7 @@ pub fn resolve_checkpoint(remote: &Remote, url: &RemoteUrl) -> Result<ResolvedCh
         },
         other => other,
     })?;
-    let data = data_shards(remote, &prefix)?;
+    let (data, neighbours) = data_shards(remote, &prefix)?;
     let again = RemoteObject::head(remote, &index_url)?;
     if again != index {
         return Err(RemoteError::Changed {
@@ -134,15 +142,9 @@ pub fn resolve_checkpoint(remote: &Remote, url: &RemoteUrl) -> Result<ResolvedCh
         index,
         data,
         found_by,
+        neighbours,
+        state_file,
     })
-}
-
-fn head_opt(remote: &Remote, url: &RemoteUrl) -> Result<Option<RemoteObject>> {
-    match RemoteObject::head(remote, url) {
-        Ok(o) => Ok(Some(o)),
-        Err(RemoteError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// `x.data-00000-of-00001` → `x`
@@ -162,10 +164,15 @@ fn parse_shard_tail(tail: &str) -> Option<(u32, u32)> {
     (k < n).then_some((k, n))
 }
 
-fn resolve_directory(remote: &Remote, dir: &RemoteUrl) -> Result<(RemoteUrl, &'static str)> {
+fn resolve_directory(
+    remote: &Remote,
+    dir: &RemoteUrl,
+    state_file: &mut Option<(RemoteUrl, Vec<u8>)>,
+) -> Result<(RemoteUrl, &'static str)> {
     let state_url = dir.join("checkpoint");
     match RemoteObject::read_all(remote, &state_url, STATE_FILE_LIMIT) {
         Ok((_, bytes)) => {
+            *state_file = Some((state_url.clone(), bytes.clone()));
             let named = named_checkpoint(&bytes).map_err(|problem| RemoteError::NoCheckpoint {
                 url: dir.to_string(),
                 detail: format!("{state_url} {problem}"),
@@ -214,11 +221,19 @@ fn resolve_directory(remote: &Remote, dir: &RemoteUrl) -> Result<(RemoteUrl, &'s
 /// HEADs `prefix.data-0000K-of-0000N` for every K, with N taken from a listing. A web server
 /// (`https://`) has no listing: there N comes from the index itself, so this returns nothing
 /// and the caller asks [`shards_named`] once the index is read.
-fn data_shards(remote: &Remote, prefix: &RemoteUrl) -> Result<Vec<RemoteObject>> {
+fn data_shards(
+    remote: &Remote,
+    prefix: &RemoteUrl,
+) -> Result<(Vec<RemoteObject>, Option<Vec<String>>)> {
     if prefix.scheme() == super::Scheme::Http {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let listing = list_dir(remote, &prefix.parent())?;
+    let names = listing
+        .objects
+        .iter()
+        .map(|(u, _)| u.file_name().to_string())
+        .collect();
     let base = format!("{}.data-", prefix.file_name());
     let mut count = None;
     for (u, _) in &listing.objects {
@@ -230,7 +245,7 @@ fn data_shards(remote: &Remote, prefix: &RemoteUrl) -> Result<Vec<RemoteObject>>
         url: prefix.to_string(),
         detail: format!("no {base}*-of-* data shard next to the index"),
     })?;
-    shards_named(remote, prefix, n)
+    Ok((shards_named(remote, prefix, n)?, Some(names)))
 }
 
 /// HEADs `prefix.data-0000K-of-0000N` for every K < `n`.

@@ -304,7 +304,19 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
     }
     let parent = resolved.prefix.parent();
     for name in SIDE_FILES {
-        match RemoteObject::read_all(&remote, &parent.join(name), SIDE_LIMIT) {
+        // Not beside the prefix, by the listing that found the shards: not asked for.
+        if let Some(neighbours) = &resolved.neighbours {
+            if !neighbours.iter().any(|n| n == name) {
+                continue;
+            }
+        }
+        let url = parent.join(name);
+        // The state file read while resolving is not read again.
+        let read = match &resolved.state_file {
+            Some((at, bytes)) if *at == url => Ok((resolved.index.clone(), bytes.clone())),
+            _ => RemoteObject::read_all(&remote, &url, SIDE_LIMIT),
+        };
+        match read {
             Ok((_, bytes)) => {
                 fetched += bytes.len() as u64;
                 let path = side_dir.join(name);

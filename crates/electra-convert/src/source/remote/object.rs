@@ -43,6 +43,24 @@ impl RemoteObject {
         })
     }
 
+    /// HEADs `url`; `None` if there is no such object (without telling a missing bucket apart:
+    /// for probes whose absence is an answer, one request instead of two).
+    pub(crate) fn head_opt(remote: &Remote, url: &RemoteUrl) -> Result<Option<RemoteObject>> {
+        remote.check_same_store(url)?;
+        block_on(async {
+            match remote.store.head(&url.path()).await {
+                Ok(meta) => Ok(Some(RemoteObject {
+                    url: url.clone(),
+                    size: meta.size,
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                })),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(RemoteError::from_store("HEAD", &url.to_string(), e)),
+            }
+        })
+    }
+
     /// How this version is named in messages and cache keys.
     pub fn identity(&self) -> String {
         match (&self.e_tag, &self.version) {
