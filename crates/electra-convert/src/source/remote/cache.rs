@@ -23,6 +23,9 @@ pub enum CacheMode {
     Temp,
     /// Files kept in this directory across runs, named by a hash of URL + version.
     Dir(PathBuf),
+    /// Named files in this directory, which the caller deletes at exit: nothing is synced or
+    /// recorded for a later run (the reader needs a path, not durability).
+    Scratch(PathBuf),
 }
 
 #[derive(Debug)]
@@ -52,6 +55,25 @@ impl CacheFile {
                 ))
             }
             CacheMode::Dir(dir) => open_kept(dir, obj),
+            CacheMode::Scratch(dir) => {
+                let path = dir.join(format!("{}.data", cache_name(obj)));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| local("creating", &path.display().to_string(), e))?;
+                file.set_len(obj.size)
+                    .map_err(|e| local("sizing", &path.display().to_string(), e))?;
+                Ok((
+                    CacheFile {
+                        file,
+                        path: Some(path),
+                        sidecar: None,
+                    },
+                    RangeSet::new(),
+                ))
+            }
         }
     }
 
@@ -255,5 +277,24 @@ mod tests {
         assert!(held.is_empty() && c.path().is_none());
         assert_eq!(c.file.metadata().unwrap().len(), 1000);
         c.record(&[0..5]).unwrap(); // a no-op without a sidecar
+    }
+
+    #[test]
+    fn scratch_files_are_named_and_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = CacheMode::Scratch(dir.path().to_path_buf());
+        let (c, held) = CacheFile::open(&mode, &obj("\"a\"")).unwrap();
+        assert!(held.is_empty());
+        let path = c.path().unwrap().to_path_buf();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1000);
+        c.write_at(10, b"xyz").unwrap();
+        c.record(&[10..13]).unwrap();
+        let mut buf = [0u8; 3];
+        c.read_exact_at(&mut buf, 10).unwrap();
+        assert_eq!(&buf, b"xyz");
+        // Nothing beside the data file: no sidecar for a later run.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A second source of the same object in the same directory would be a bug: refused.
+        assert!(CacheFile::open(&mode, &obj("\"a\"")).is_err());
     }
 }

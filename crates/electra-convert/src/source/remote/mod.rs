@@ -125,7 +125,8 @@ struct Slot {
 /// Running totals of what a source fetched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FetchTotals {
-    /// Bytes received from the store (index, side files and data ranges).
+    /// Bytes of objects received from the store: the index, side files and data ranges (the
+    /// bodies of listings are not counted; they are a few hundred bytes per listing).
     pub bytes_fetched: u64,
     /// Bytes of tensor data the plan needed.
     pub bytes_needed: u64,
@@ -360,7 +361,7 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
     }
     let mode = match &settings.cache_dir {
         Some(d) => CacheMode::Dir(d.clone()),
-        None => CacheMode::Dir(shard_dir),
+        None => CacheMode::Scratch(shard_dir),
     };
     let mut slots = Vec::with_capacity(resolved.data.len());
     let mut files = Vec::with_capacity(resolved.data.len());

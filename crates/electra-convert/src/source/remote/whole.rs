@@ -113,7 +113,7 @@ fn fetch_whole(
         RemoteShard::open(
             remote,
             object,
-            &CacheMode::Dir(cache),
+            &CacheMode::Scratch(cache),
             FetchConfig::default(),
         )
         .map_err(remote_err)?,

@@ -98,12 +98,10 @@ pub(super) fn open(url: &str, selector: Option<&str>) -> Result<Source, SourceEr
                 source: e,
             })
         })?;
-    let mode = CacheMode::Dir(
-        settings
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| dir.path().into()),
-    );
+    let mode = match &settings.cache_dir {
+        Some(d) => CacheMode::Dir(d.clone()),
+        None => CacheMode::Scratch(dir.path().into()),
+    };
     let shard = Arc::new(
         RemoteShard::open(&remote, object.clone(), &mode, FetchConfig::default())
             .map_err(remote_err)?,
