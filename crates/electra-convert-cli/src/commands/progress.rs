@@ -77,3 +77,24 @@ impl Progress for BarProgress {
         self.bar.set_position(fetched.min(needed));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_bytes_fetched_of_needed_then_bytes_written() {
+        let mut p = BarProgress::keeping_style(ProgressBar::hidden());
+        p.fetching(0, 1000);
+        assert_eq!((p.bar.length(), p.bar.position()), (Some(1000), 0));
+        p.fetching(400, 1000);
+        assert_eq!(p.bar.position(), 400);
+        // Coalescing gaps can bring more than needed: the bar stops at full.
+        p.fetching(1010, 1000);
+        assert_eq!(p.bar.position(), 1000);
+        p.begin(5000);
+        assert_eq!((p.bar.length(), p.bar.position()), (Some(5000), 0));
+        p.advance(1200);
+        assert_eq!(p.bar.position(), 1200);
+    }
+}
