@@ -218,6 +218,7 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
             "optimizer_slots": {"count": adam_m + adam_v, "adam_m": adam_m, "adam_v": adam_v,
                                 "bytes": slot_bytes},
             "global_step": global_step,
+            "fetched": ckpt.fetched(),
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
     }
@@ -242,6 +243,14 @@ fn inspect_checkpoint(path: &Path, args: &InspectArgs) -> anyhow::Result<String>
         if ckpt.num_shards() == 1 { "" } else { "s" }
     );
     out.push_str(&format!("form: {form}\n"));
+    if let Some(f) = ckpt.fetched() {
+        out.push_str(&format!(
+            "fetched: {} of {} in {} requests (no tensor data but the step counter)\n",
+            human_bytes(f.bytes_fetched),
+            human_bytes(f.checkpoint_bytes),
+            f.requests
+        ));
+    }
     match &layout {
         Ok(l) => out.push_str(&format!("layout: {}\n\n", layout_title(*l, graph.as_ref()))),
         Err(e) => out.push_str(&format!(

@@ -29,6 +29,7 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
             "layout": {"id": layout.as_str(), "name": electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())},
             "model": args.model,
             "models": plans,
+            "fetched": ckpt.fetched(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

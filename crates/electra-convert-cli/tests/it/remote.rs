@@ -176,26 +176,48 @@ fn s3_convert_inspect_map_and_verify() {
         text.contains("s3://ckpts/runs/tied/model.ckpt-1000"),
         "{text}"
     );
+    assert!(text.contains("\nfetched: "), "{text}");
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
-    c.args([
-        "map",
-        "--model",
-        "discriminator",
-        "s3://ckpts/runs/tied",
-        "--json",
-    ])
-    .assert()
-    .success();
+    let out = c
+        .args([
+            "map",
+            "--model",
+            "discriminator",
+            "s3://ckpts/runs/tied",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // map reads the index (and the step counter), never the tensors.
+    let index = std::fs::metadata(tied().join("model.ckpt-1000.index"))
+        .unwrap()
+        .len();
+    let map_bytes = map["fetched"]["bytes_fetched"].as_u64().unwrap();
+    assert!(
+        map_bytes >= index && map_bytes < index + 4096,
+        "{map_bytes}: {map}"
+    );
 
-    // verify --checkpoint from the bucket.
+    // verify --checkpoint from the bucket: every model variable, never an optimizer slot.
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
-    c.arg("verify")
+    let out = c
+        .arg("verify")
         .arg(&got)
-        .args(["--checkpoint", "s3://ckpts/runs/tied"])
-        .assert()
-        .success();
+        .args(["--checkpoint", "s3://ckpts/runs/tied", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["against"], "s3://ckpts/runs/tied/model.ckpt-1000");
+    let f = &report["fetched"];
+    let total = f["checkpoint_bytes"].as_u64().unwrap();
+    // The slots are not needed (only the gaps under 64 KiB between variables bring some in).
+    assert!(f["bytes_needed"].as_u64().unwrap() < total / 2, "{report}");
+    assert!(f["bytes_fetched"].as_u64().unwrap() < total, "{report}");
 }
 
 #[test]

@@ -344,6 +344,9 @@ pub struct ExportOutcome {
     pub notes: Vec<String>,
     /// Every variable written, in file order.
     pub variables: Vec<ExportedVariable>,
+    /// `--checkpoint` in a bucket: what was fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<crate::source::FetchTotals>,
 }
 
 /// Where an output variable's bytes come from.
@@ -1217,7 +1220,9 @@ fn write_export(
     }
     let bytes = output.writer().data_len();
     let prefix = output.commit()?;
+    let fetched = plan.ckpt.as_ref().and_then(|c| c.fetched());
     Ok(ExportOutcome {
+        fetched,
         prefix,
         layout: plan.layout,
         tensors: variables.len(),

@@ -76,6 +76,9 @@ pub struct ParityReport {
     /// (tanh GELU) is from the converted model, which transformers runs with the erf GELU.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_head: Option<HeadDeviation>,
+    /// Checkpoint mode on a checkpoint in a bucket: what the check fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<crate::source::FetchTotals>,
 }
 
 /// The measured effect of a head transformers cannot represent (reported, not judged).
@@ -518,6 +521,7 @@ pub fn verify_against_reference(
         outputs: comparisons,
         notes: converted.notes,
         original_head: None,
+        fetched: None,
     })
 }
 
@@ -542,7 +546,9 @@ pub fn verify_against_checkpoint(
     let ckpt = crate::source::open(checkpoint).map_err(opening)?;
     // From a bucket: every model variable (optimizer slots left out), fetched once.
     ckpt.prefetch_model_variables().map_err(opening)?;
-    verify_opened(model_dir, converted, &ckpt, tol, seed)
+    let mut report = verify_opened(model_dir, converted, &ckpt, tol, seed)?;
+    report.fetched = ckpt.fetched();
+    Ok(report)
 }
 
 /// [`verify_against_checkpoint`] on a source already open (and, from a bucket, holding the
@@ -565,15 +571,21 @@ fn verify_opened(
     seed: u64,
 ) -> Result<ParityReport, VerifyError> {
     let unusable = |e: tf_checkpoint::CheckpointError| VerifyError::Checkpoint {
-        path: ckpt.prefix().to_path_buf(),
+        path: PathBuf::from(ckpt.location()),
         message: e.to_string(),
     };
+    // Reports name the checkpoint as the user did (a URL, `x.zip#inner`), not a local copy.
+    let named = |mut report: ParityReport| {
+        report.against = PathBuf::from(ckpt.location());
+        report
+    };
     let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
-        return verify_converted_against_tf(model_dir, converted, ckpt.checkpoint(), tol, seed);
+        return verify_converted_against_tf(model_dir, converted, ckpt.checkpoint(), tol, seed)
+            .map(named);
     };
     // A TF2 object-based checkpoint: the producer's own object names.
     let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {
-        path: ckpt.prefix().to_path_buf(),
+        path: PathBuf::from(ckpt.location()),
         message: format!(
             "an object-based checkpoint with root objects {:?} is neither a Model Garden ElectraPretrainer nor an NVIDIA TF2 ELECTRA checkpoint; `electra-convert inspect` shows what it is",
             graph.root_edges()
@@ -601,6 +613,7 @@ fn verify_opened(
         tol,
         seed,
     )
+    .map(named)
 }
 
 fn verify_converted_against_tf(
@@ -760,6 +773,7 @@ fn compare_with_original(
         outputs: comparisons,
         notes,
         original_head,
+        fetched: None,
     })
 }
 

@@ -169,6 +169,7 @@ fn export_checkpoint_from_a_bucket_equals_the_local_export() {
         .args([
             "export",
             "--quiet",
+            "--json",
             "--checkpoint",
             "s3://ckpts/runs/tied/model.ckpt-1000.index",
         ])
@@ -177,6 +178,13 @@ fn export_checkpoint_from_a_bucket_equals_the_local_export() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+    // export --checkpoint copies every variable: it fetches the whole checkpoint.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &json["fetched"];
+    assert!(
+        f["bytes_fetched"].as_u64().unwrap() >= f["checkpoint_bytes"].as_u64().unwrap(),
+        "{json}"
+    );
     for f in [
         "checkpoint",
         "model.ckpt-1000.index",
