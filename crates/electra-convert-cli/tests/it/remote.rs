@@ -71,6 +71,21 @@ fn moto_with_tied() -> Option<Server> {
     Some(s)
 }
 
+/// fake-gcs-server with the tied fixture under `gs://bucket/prefix/`.
+fn gcs_with_tied(bucket: &str, prefix: &str) -> Option<Server> {
+    let s = Server::start(Kind::Gcs)?;
+    gcs_bucket(s.port, bucket);
+    for f in FILES {
+        gcs_put(
+            s.port,
+            bucket,
+            &format!("{prefix}/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    Some(s)
+}
+
 /// The local conversion every bucket conversion must equal.
 fn local(out: &Path, kind: &str) {
     crate::cli()
@@ -248,18 +263,9 @@ fn s3_missing_bucket_key_and_state_file_name_what_is_missing() {
 
 #[test]
 fn gs_convert_is_byte_identical() {
-    let Some(gcs) = Server::start(Kind::Gcs) else {
+    let Some(gcs) = gcs_with_tied("tpu-runs", "electra") else {
         return;
     };
-    gcs_bucket(gcs.port, "tpu-runs");
-    for f in FILES {
-        gcs_put(
-            gcs.port,
-            "tpu-runs",
-            &format!("electra/{f}"),
-            &std::fs::read(tied().join(f)).unwrap(),
-        );
-    }
     let tmp = tempfile::tempdir().unwrap();
     local(&tmp.path().join("want"), "generator");
     let got = tmp.path().join("got");

@@ -71,18 +71,9 @@ fn az_convert_is_byte_identical_and_uploads_back() {
 
 #[test]
 fn https_public_object_converts_without_credentials_or_listing() {
-    let Some(gcs) = Server::start(Kind::Gcs) else {
+    let Some(gcs) = super::gcs_with_tied("electra-data", "runs/tied") else {
         return;
     };
-    gcs_bucket(gcs.port, "electra-data");
-    for f in FILES {
-        gcs_put(
-            gcs.port,
-            "electra-data",
-            &format!("runs/tied/{f}"),
-            &std::fs::read(tied().join(f)).unwrap(),
-        );
-    }
     let tmp = tempfile::tempdir().unwrap();
     local(&tmp.path().join("want"), "generator");
     // fake-gcs-server serves public objects at http://HOST/BUCKET/KEY, as storage.googleapis.com
@@ -118,18 +109,9 @@ fn https_public_object_converts_without_credentials_or_listing() {
 
 #[test]
 fn gs_anonymous_reads_a_public_bucket() {
-    let Some(gcs) = Server::start(Kind::Gcs) else {
+    let Some(gcs) = super::gcs_with_tied("public-electra", "small") else {
         return;
     };
-    gcs_bucket(gcs.port, "public-electra");
-    for f in FILES {
-        gcs_put(
-            gcs.port,
-            "public-electra",
-            &format!("small/{f}"),
-            &std::fs::read(tied().join(f)).unwrap(),
-        );
-    }
     let tmp = tempfile::tempdir().unwrap();
     local(&tmp.path().join("want"), "discriminator");
     let got = tmp.path().join("got");

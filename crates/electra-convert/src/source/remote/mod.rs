@@ -252,6 +252,20 @@ pub fn is_url(path: &Path) -> bool {
     path.to_str().is_some_and(RemoteUrl::is_remote)
 }
 
+/// A private temporary directory for what a bucket source fetches (removed when dropped).
+fn scratch_dir(url: &RemoteUrl) -> Result<tempfile::TempDir, SourceError> {
+    tempfile::Builder::new()
+        .prefix("electra-convert-remote-")
+        .tempdir()
+        .map_err(|e| {
+            remote_err(RemoteError::Local {
+                what: "creating a temporary directory for",
+                path: url.to_string(),
+                source: e,
+            })
+        })
+}
+
 fn remote_err(e: RemoteError) -> SourceError {
     SourceError::Remote(Box::new(e))
 }
@@ -269,16 +283,7 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
     let settings = settings();
     let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
     let mut resolved = resolve_checkpoint(&remote, &url).map_err(remote_err)?;
-    let dir = tempfile::Builder::new()
-        .prefix("electra-convert-remote-")
-        .tempdir()
-        .map_err(|e| {
-            remote_err(RemoteError::Local {
-                what: "creating a temporary directory for",
-                path: url.to_string(),
-                source: e,
-            })
-        })?;
+    let dir = scratch_dir(&url)?;
     if resolved.index.size > INDEX_LIMIT {
         return Err(remote_err(RemoteError::TooLarge {
             url: resolved.index.url.to_string(),

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use super::super::{keras, Source, SourceError};
 use super::{
-    remote_err, store_options, CacheMode, FetchConfig, Remote, RemoteError, RemoteObject,
-    RemoteShard, RemoteState, RemoteUrl, SIDE_LIMIT,
+    remote_err, scratch_dir, store_options, CacheMode, FetchConfig, Remote, RemoteError,
+    RemoteObject, RemoteShard, RemoteState, RemoteUrl, SIDE_LIMIT,
 };
 
 /// Files read beside the weights when present.
@@ -35,10 +35,7 @@ pub(super) fn is_keras_url(url: &str) -> bool {
 pub(super) fn open(url: &str) -> Result<Source, SourceError> {
     let url = RemoteUrl::parse(url).map_err(remote_err)?;
     let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
-    let dir = tempfile::Builder::new()
-        .prefix("electra-convert-remote-")
-        .tempdir()
-        .map_err(|e| local_err("creating a temporary directory for", &url.to_string(), e))?;
+    let dir = scratch_dir(&url)?;
     let files = dir.path().join("files");
     std::fs::create_dir(&files)
         .map_err(|e| local_err("creating", &files.display().to_string(), e))?;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::super::zip::{open_reader, ReadAt};
 use super::super::{Source, SourceError};
 use super::{
-    remote_err, settings, store_options, CacheMode, FetchConfig, Remote, RemoteError, RemoteObject,
+    remote_err, scratch_dir, settings, store_options, CacheMode, FetchConfig, Remote, RemoteObject,
     RemoteShard, RemoteState, RemoteUrl, ShardBytes, Slot,
 };
 
@@ -88,16 +88,7 @@ pub(super) fn open(url: &str, selector: Option<&str>) -> Result<Source, SourceEr
     let settings = settings();
     let remote = Remote::connect(&url, &store_options()).map_err(remote_err)?;
     let object = RemoteObject::head(&remote, &url).map_err(remote_err)?;
-    let dir = tempfile::Builder::new()
-        .prefix("electra-convert-remote-")
-        .tempdir()
-        .map_err(|e| {
-            remote_err(RemoteError::Local {
-                what: "creating a temporary directory for",
-                path: url.to_string(),
-                source: e,
-            })
-        })?;
+    let dir = scratch_dir(&url)?;
     let mode = match &settings.cache_dir {
         Some(d) => CacheMode::Dir(d.clone()),
         None => CacheMode::Scratch(dir.path().into()),
