@@ -369,9 +369,20 @@ fn faults_5xx_retried_truncation_and_replacement_fail_named() {
 #[test]
 fn no_credentials_fails_within_seconds_naming_what_was_looked_for() {
     let tmp = tempfile::tempdir().unwrap();
-    for url in ["s3://some-bucket/run", "gs://some-bucket/run"] {
+    for (url, env) in [
+        ("s3://some-bucket/run", None),
+        ("gs://some-bucket/run", None),
+        (
+            "az://some-container/run",
+            Some(("AZURE_STORAGE_ACCOUNT_NAME", "someaccount")),
+        ),
+    ] {
         let t = Instant::now();
-        let out = bin()
+        let mut c = bin();
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let out = c
             .args(["--model", "discriminator", "--quiet", url, "-o"])
             .arg(tmp.path().join("out"))
             .output()
