@@ -25,7 +25,7 @@ pub fn run(args: &MapArgs) -> anyhow::Result<()> {
     if args.json {
         let out = json!({
             "checkpoint": ckpt.location(),
-            "form": ckpt.form(),
+            "form": {"id": ckpt.form(), "name": ckpt.form().title(), "location": ckpt.location()},
             "layout": {"id": layout.as_str(), "name": electra_convert::mapping::tf2_encoder::layout_title(layout, graph.as_ref())},
             "model": args.model,
             "models": plans,

@@ -45,6 +45,10 @@ fn map_json() {
         .assert()
         .success();
     let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    // The form as `inspect --json` gives it; nothing fetched from a local checkpoint.
+    assert_eq!(v["form"]["id"], "checkpoint");
+    assert_eq!(v["form"]["name"], "TensorFlow checkpoint");
+    assert!(v["fetched"].is_null(), "{v}");
     let m = &v["models"][0];
     assert_eq!(m["class"], "ElectraForMaskedLM");
     assert_eq!(m["entries"].as_array().unwrap().len(), 44);
