@@ -15,7 +15,7 @@ use crate::write::tokenizer::{DecisionSource, TokenizerChoices};
 use crate::write::{self, card, config, ModelFiles, Staging, Tokenizer, WriteError};
 use tf_checkpoint::Checkpoint;
 
-pub use crate::source::FetchTotals;
+pub use crate::source::{FetchTotals, Uploaded};
 
 /// Why a conversion stopped. A parity check that runs and fails is *not* an error: it is reported
 /// in [`ConvertedModel::verify`] and the files are kept.
@@ -143,19 +143,6 @@ pub struct ConvertOutcome {
     /// To a bucket: what was uploaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uploaded: Option<Uploaded>,
-}
-
-/// What a conversion with a bucket URL as its output uploaded.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Uploaded {
-    /// The destination URL.
-    pub url: String,
-    /// Objects written, in upload order (`config.json` and `README.md` of each model last).
-    pub objects: Vec<String>,
-    /// Bytes uploaded.
-    pub bytes: u64,
-    /// Of the objects, how many went up as multipart uploads.
-    pub multipart: usize,
 }
 
 impl ConvertOutcome {

@@ -270,6 +270,18 @@ pub enum ExportError {
         error: Box<MappingError>,
     },
 
+    /// `-o` is a bucket URL that cannot take the export (no prefix named, no bucket support in
+    /// this build, no credentials, not empty without `--force`, or the upload failed; what was
+    /// uploaded is deleted).
+    #[error("cannot write the export to {url}")]
+    BucketOutput {
+        /// The output URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::source::SourceError>,
+    },
+
     /// The `--checkpoint` source cannot be opened or read.
     #[error("checkpoint {path}: {error}")]
     Checkpoint {
@@ -347,6 +359,9 @@ pub struct ExportOutcome {
     /// `--checkpoint` in a bucket: what was fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetched: Option<crate::source::FetchTotals>,
+    /// `-o` in a bucket: what was uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<crate::source::Uploaded>,
 }
 
 /// Where an output variable's bytes come from.
@@ -406,6 +421,94 @@ pub(crate) fn slot_names(var: &str) -> [String; 2] {
 /// assert!(tmp.path().join("out/model.ckpt-0.index").is_file());
 /// ```
 pub fn export(
+    options: &ExportOptions,
+    progress: &mut dyn Progress,
+) -> Result<ExportOutcome, ExportError> {
+    match crate::source::bucket_url(&options.output) {
+        Some(url) => to_bucket::export(options, url, progress),
+        None => export_local(options, progress),
+    }
+}
+
+/// `-o gs://bucket/run/PREFIX`: the bundle is written locally as usual, then uploaded into
+/// `gs://bucket/run/`, the index and data first and the `checkpoint` state file last (TensorFlow
+/// finds a checkpoint through it, so it appears only when the rest is complete). The destination
+/// is checked (credentials, empty unless `--force`) before anything is read.
+mod to_bucket {
+    use super::*;
+
+    #[cfg(feature = "remote")]
+    pub(super) fn export(
+        options: &ExportOptions,
+        url: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<ExportOutcome, ExportError> {
+        use crate::source::{remote, SourceError};
+        let url = url.to_string();
+        let fail = |e: remote::RemoteError| ExportError::BucketOutput {
+            url: url.clone(),
+            source: Box::new(SourceError::Remote(Box::new(e))),
+        };
+        let target = remote::RemoteUrl::parse(&url).map_err(fail)?;
+        let prefix = target.file_name().to_string();
+        if prefix.is_empty() || url.ends_with('/') {
+            return Err(fail(remote::RemoteError::InvalidUrl {
+                url: url.clone(),
+                reason: "name the checkpoint prefix after the directory, e.g. gs://bucket/run/model.ckpt-0".into(),
+            }));
+        }
+        let dest = target.parent();
+        let store = remote::Remote::connect(&dest, &remote::store_options()).map_err(fail)?;
+        remote::check_destination(&store, &dest, options.force).map_err(fail)?;
+        let staging = tempfile::Builder::new()
+            .prefix("electra-convert-upload-")
+            .tempdir()
+            .map_err(|e| {
+                fail(remote::RemoteError::Local {
+                    what: "creating a local build directory for",
+                    path: url.clone(),
+                    source: e,
+                })
+            })?;
+        let local = staging.path().join("out");
+        let mut inner = options.clone();
+        inner.output = local.join(&prefix);
+        inner.force = false;
+        let mut outcome = export_local(&inner, progress)?;
+        progress.stage(&format!("uploading to {dest}"));
+        let opts = remote::UploadOptions {
+            force: options.force,
+            last: vec!["checkpoint".to_string()],
+            ..remote::UploadOptions::default()
+        };
+        let stats = remote::upload_dir(&store, &local, &dest, &opts).map_err(fail)?;
+        outcome.prefix = PathBuf::from(&url);
+        outcome.uploaded = Some(crate::source::Uploaded {
+            url: dest.to_string(),
+            objects: stats.objects.iter().map(|o| o.to_string()).collect(),
+            bytes: stats.bytes,
+            multipart: stats.multipart,
+        });
+        Ok(outcome)
+    }
+
+    #[cfg(not(feature = "remote"))]
+    pub(super) fn export(
+        _: &ExportOptions,
+        url: &str,
+        _: &mut dyn Progress,
+    ) -> Result<ExportOutcome, ExportError> {
+        Err(ExportError::BucketOutput {
+            url: url.to_string(),
+            source: Box::new(crate::source::SourceError::NoBucketSupport {
+                url: url.to_string(),
+            }),
+        })
+    }
+}
+
+/// An export into a local directory.
+fn export_local(
     options: &ExportOptions,
     progress: &mut dyn Progress,
 ) -> Result<ExportOutcome, ExportError> {
@@ -1223,6 +1326,7 @@ fn write_export(
     let fetched = plan.ckpt.as_ref().and_then(|c| c.fetched());
     Ok(ExportOutcome {
         fetched,
+        uploaded: None,
         prefix,
         layout: plan.layout,
         tensors: variables.len(),

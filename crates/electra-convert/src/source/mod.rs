@@ -349,6 +349,19 @@ pub fn bucket_url(path: &Path) -> Option<&str> {
         .then_some(s)
 }
 
+/// What a command with a bucket URL as its output uploaded.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Uploaded {
+    /// The destination URL.
+    pub url: String,
+    /// Objects written, in upload order (the files marking a complete upload last).
+    pub objects: Vec<String>,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Of the objects, how many went up as multipart uploads.
+    pub multipart: usize,
+}
+
 /// What a source fetched from a bucket: bytes, requests, the checkpoint's whole size.
 #[cfg(feature = "remote")]
 pub use remote::FetchTotals;

@@ -310,3 +310,98 @@ fn transformers_tf_uploads_by_url_convert_like_the_local_ones() {
         assert!(json["fetched"]["requests"].as_u64().unwrap() > 0, "{json}");
     }
 }
+
+#[test]
+fn export_into_a_bucket_puts_the_state_file_last_and_converts_back() {
+    let Some(s3) = moto_with_tied() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    crate::cli()
+        .args(["export", "--quiet", "--checkpoint"])
+        .arg(tied())
+        .arg("-o")
+        .arg(tmp.path().join("want/model.ckpt-1000"))
+        .assert()
+        .success();
+    // From the bucket, back into it (a TPU job resumes from gs://…/resume).
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args([
+            "export",
+            "--quiet",
+            "--json",
+            "--checkpoint",
+            "s3://ckpts/runs/tied",
+            "-o",
+            "s3://ckpts/resume/model.ckpt-1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["prefix"], "s3://ckpts/resume/model.ckpt-1000");
+    let objects: Vec<&str> = json["uploaded"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        objects.last(),
+        Some(&"s3://ckpts/resume/checkpoint"),
+        "{objects:?}"
+    );
+    for f in [
+        "checkpoint",
+        "model.ckpt-1000.index",
+        "model.ckpt-1000.data-00000-of-00001",
+    ] {
+        assert!(
+            super::servers::moto_get(s3.port, "ckpts", &format!("resume/{f}"))
+                == std::fs::read(tmp.path().join("want").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+
+    // A second export there is refused without --force, before anything is read.
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args(["export", "--quiet", "--checkpoint"])
+        .arg(tmp.path().join("no-such-checkpoint"))
+        .args(["-o", "s3://ckpts/resume/model.ckpt-1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("not empty"), "{}", stderr_of(&out));
+    // A directory URL without a prefix name is refused with what to write instead.
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    let out = c
+        .args(["export", "--quiet", "--checkpoint"])
+        .arg(tied())
+        .args(["-o", "s3://ckpts/other/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("model.ckpt-0"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // The exported checkpoint in the bucket converts like the original (an export carries no
+    // vocabulary: it is passed).
+    local(&tmp.path().join("want-disc"), "discriminator");
+    let got = tmp.path().join("got-disc");
+    let mut c = bin();
+    s3_env(&mut c, &s3.endpoint());
+    c.args(["--model", "discriminator", "--quiet", "--vocab"])
+        .arg(tied().join("vocab.txt"))
+        .arg("s3://ckpts/resume")
+        .arg("-o")
+        .arg(&got)
+        .assert()
+        .success();
+    assert_same_dir(&got, &tmp.path().join("want-disc"));
+}

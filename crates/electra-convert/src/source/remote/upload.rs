@@ -27,6 +27,10 @@ pub struct UploadOptions {
     pub part_size: usize,
     /// Parts in flight per file.
     pub parts_in_flight: usize,
+    /// Files uploaded last, in this order (relative paths): their presence marks a complete
+    /// upload. Default: `config.json` then `README.md` (a model directory); a TF checkpoint
+    /// directory passes its `checkpoint` state file.
+    pub last: Vec<String>,
 }
 
 impl Default for UploadOptions {
@@ -36,6 +40,7 @@ impl Default for UploadOptions {
             multipart_threshold: 16 << 20,
             part_size: 16 << 20,
             parts_in_flight: 4,
+            last: LAST.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -51,7 +56,7 @@ pub struct UploadStats {
     pub multipart: usize,
 }
 
-/// Files uploaded last, in this order: their presence marks a complete directory.
+/// A model directory's files uploaded last, in this order: their presence marks it complete.
 const LAST: [&str; 2] = ["config.json", "README.md"];
 
 /// Uploads every file under `local` to `dest/` (relative paths kept).
@@ -65,7 +70,7 @@ pub fn upload_dir(
     walk(local, local, &mut files)?;
     files.sort_by_key(|(rel, _)| {
         (
-            LAST.iter().position(|l| l == rel).map_or(0, |p| p + 1),
+            opts.last.iter().position(|l| l == rel).map_or(0, |p| p + 1),
             rel.clone(),
         )
     });
