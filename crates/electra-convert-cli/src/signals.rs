@@ -1,5 +1,5 @@
-//! SIGINT/SIGTERM wiring: an interrupted run removes its staged output, then exits as a shell
-//! would report the signal (128 + its number).
+//! SIGINT/SIGTERM wiring: an interrupted run removes its staged output and its sources'
+//! temporary directories, then exits as a shell would report the signal (128 + its number).
 //!
 //! The library registers every staging directory while it exists and exposes
 //! [`electra_convert::write::remove_staged_outputs`]; only this binary installs a handler, so a
@@ -18,6 +18,9 @@ pub(crate) fn remove_staged_output_on_interrupt() {
                     if let Some(sig) = signals.forever().next() {
                         // Held until the process ends: nothing can be committed after the cleanup.
                         let _held = electra_convert::write::remove_staged_outputs();
+                        // A zip's inflated shards, a bucket's fetched ranges, a build awaiting
+                        // its upload.
+                        electra_convert::source::scratch::remove_all();
                         std::process::exit(128 + sig);
                     }
                 });

@@ -430,3 +430,82 @@ fn inspect_lists_once_and_reads_the_state_file_once() {
         .collect();
     assert!(data_gets.len() <= 1, "{log:#?}");
 }
+
+#[test]
+fn an_interrupted_bucket_conversion_leaves_no_fetched_ranges_behind() {
+    let Some(s3) = moto_with_tied() else { return };
+    let proxy = Proxy::start(s3.port);
+    // Slow enough that the fetch is still running when the signal comes.
+    proxy.set_rate(20_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("electra-convert"));
+    for (k, _) in std::env::vars() {
+        if ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            c.env_remove(&k);
+        }
+    }
+    let mut child = c
+        .env("TMPDIR", &scratch)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .args([
+            "--model",
+            "discriminator",
+            "--quiet",
+            "s3://ckpts/runs/tied",
+            "-o",
+        ])
+        .arg(tmp.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the fetch has begun: the scratch directory holds a shard file.
+    let t0 = Instant::now();
+    let started = loop {
+        let shards = std::fs::read_dir(&scratch)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.path()
+                    .join("shards")
+                    .read_dir()
+                    .is_ok_and(|mut d| d.next().is_some())
+            });
+        if shards {
+            break true;
+        }
+        if t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(started, "the fetch never started");
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!tmp.path().join("out").exists());
+}

@@ -460,9 +460,7 @@ mod to_bucket {
         let dest = target.parent();
         let store = remote::Remote::connect(&dest, &remote::store_options()).map_err(fail)?;
         remote::check_destination(&store, &dest, options.force).map_err(fail)?;
-        let staging = tempfile::Builder::new()
-            .prefix("electra-convert-upload-")
-            .tempdir()
+        let staging = crate::source::scratch::ScratchDir::new("electra-convert-upload-", None)
             .map_err(|e| {
                 fail(remote::RemoteError::Local {
                     what: "creating a local build directory for",

@@ -18,6 +18,7 @@ pub mod h5;
 pub mod keras;
 pub mod keras_metadata;
 pub mod savedmodel;
+pub mod scratch;
 pub mod tf_safetensors;
 pub mod zip;
 

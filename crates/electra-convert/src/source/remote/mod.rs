@@ -41,6 +41,7 @@ pub use shard::{FetchConfig, FetchStats, RemoteShard, ShardBytes};
 pub use store::{Env, Remote, StoreOptions};
 pub use upload::{check_destination, upload_dir, UploadOptions, UploadStats};
 
+use super::scratch::ScratchDir;
 use super::{Form, Source, SourceError};
 
 /// How every bucket input of this process is read: set once by the program (the command-line
@@ -112,7 +113,7 @@ pub struct RemoteState {
     /// Bytes of the index plus every data shard (or of the archive).
     total_size: u64,
     /// The side files and, without a cache directory, the sparse shard files.
-    _dir: tempfile::TempDir,
+    _dir: ScratchDir,
 }
 
 #[derive(Debug)]
@@ -253,17 +254,14 @@ pub fn is_url(path: &Path) -> bool {
 }
 
 /// A private temporary directory for what a bucket source fetches (removed when dropped).
-fn scratch_dir(url: &RemoteUrl) -> Result<tempfile::TempDir, SourceError> {
-    tempfile::Builder::new()
-        .prefix("electra-convert-remote-")
-        .tempdir()
-        .map_err(|e| {
-            remote_err(RemoteError::Local {
-                what: "creating a temporary directory for",
-                path: url.to_string(),
-                source: e,
-            })
+fn scratch_dir(url: &RemoteUrl) -> Result<ScratchDir, SourceError> {
+    ScratchDir::new("electra-convert-remote-", None).map_err(|e| {
+        remote_err(RemoteError::Local {
+            what: "creating a temporary directory for",
+            path: url.to_string(),
+            source: e,
         })
+    })
 }
 
 fn remote_err(e: RemoteError) -> SourceError {

@@ -291,22 +291,21 @@ impl ZipCheckpoint {
 
     /// A new private temporary directory for this archive's inflated shards and side files
     /// (deleted when the returned handle is dropped).
-    fn temp_dir(&self) -> Result<tempfile::TempDir, ZipSourceError> {
+    fn temp_dir(&self) -> Result<super::scratch::ScratchDir, ZipSourceError> {
         let dir = self
             .options
             .temp_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        tempfile::Builder::new()
-            .prefix(".electra-convert-zip-")
-            .tempdir_in(&dir)
-            .map_err(|e| ZipSourceError::TempFile {
+        super::scratch::ScratchDir::new(".electra-convert-zip-", Some(&dir)).map_err(|e| {
+            ZipSourceError::TempFile {
                 path: self.zip.path.clone(),
                 entry: self.prefix.clone(),
                 dir,
                 needed: 0,
                 error: e.to_string(),
-            })
+            }
+        })
     }
 
     /// Where the checkpoint reader finds data shard `shard` of `num_shards`: the zip itself
