@@ -237,18 +237,6 @@ impl Source {
         Ok(None)
     }
 
-    /// [`prefetch`](Source::prefetch) every variable but optimizer slots and the step counter
-    /// (for checks that read a tower's weights by their TF names without a plan).
-    pub fn prefetch_model_variables(&self) -> Result<Option<FetchTotals>, SourceError> {
-        let names: Vec<&str> = self
-            .checkpoint
-            .iter()
-            .map(|t| t.name.as_str())
-            .filter(|n| !is_optimizer_state(n))
-            .collect();
-        self.prefetch(names)
-    }
-
     /// What was fetched from a bucket so far (`None` for local files).
     pub fn fetched(&self) -> Option<FetchTotals> {
         #[cfg(feature = "remote")]
@@ -379,22 +367,6 @@ pub struct FetchTotals {
     pub requests: u64,
     /// The checkpoint's whole size.
     pub checkpoint_bytes: u64,
-}
-
-/// Optimizer slots and state (TF1 `…/adam_m`, `…/Adam_1`; TF2 `.OPTIMIZER_SLOT`, `optimizer/…`).
-fn is_optimizer_state(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [
-        "adam_m",
-        "adam_v",
-        "/adam",
-        "optimizer_slot",
-        "optimizer/",
-        "momentum",
-        "lamb_",
-    ]
-    .iter()
-    .any(|s| lower.contains(s))
 }
 
 /// The directory a prefix's files are in (`.` for a bare prefix).

@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod compare;
 pub mod config;
+mod fetching;
 pub(crate) mod hf;
 pub mod model;
 pub mod npy;
@@ -544,8 +545,6 @@ pub fn verify_against_checkpoint(
         message: e.to_string(),
     };
     let ckpt = crate::source::open(checkpoint).map_err(opening)?;
-    // From a bucket: every model variable (optimizer slots left out), fetched once.
-    ckpt.prefetch_model_variables().map_err(opening)?;
     let mut report = verify_opened(model_dir, converted, &ckpt, tol, seed)?;
     report.fetched = ckpt.fetched();
     Ok(report)
@@ -579,9 +578,10 @@ fn verify_opened(
         report.against = PathBuf::from(ckpt.location());
         report
     };
+    // From a bucket, the check fetches what it reads (the tower it checks) as it goes.
+    let variables = fetching::FetchingVariables::new(ckpt);
     let Some(graph) = ckpt.object_graph().map_err(unusable)? else {
-        return verify_converted_against_tf(model_dir, converted, ckpt.checkpoint(), tol, seed)
-            .map(named);
+        return verify_converted_against_tf(model_dir, converted, &variables, tol, seed).map(named);
     };
     // A TF2 object-based checkpoint: the producer's own object names.
     let producer = tf2::producer(&graph).ok_or_else(|| VerifyError::Checkpoint {
@@ -592,7 +592,7 @@ fn verify_opened(
         ),
     })?;
     let mut original = tf2::load_original(
-        ckpt,
+        &variables,
         &graph,
         producer,
         converted.arch,

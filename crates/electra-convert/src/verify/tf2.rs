@@ -20,7 +20,7 @@ use super::config::{Activation, Architecture};
 use super::model::{Dense, Dims, HeadKind, Norm, Numerics, Param, Tower, Want, WeightProvider};
 use super::tf::TfVariables;
 use super::VerifyError;
-use tf_checkpoint::{Checkpoint, ObjectGraph};
+use tf_checkpoint::ObjectGraph;
 
 /// Which producer's names to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub(crate) struct Original<'a> {
 }
 
 pub(crate) struct Tf2Weights<'a> {
-    ckpt: &'a Checkpoint,
+    ckpt: &'a dyn TfVariables,
     graph: &'a ObjectGraph,
     producer: Producer,
     /// Object path of the tower (`encoder`, `model/generator/electra`, ...).
@@ -76,9 +76,9 @@ pub(crate) struct Tf2Weights<'a> {
     generator: bool,
 }
 
-fn missing(ckpt: &Checkpoint, path: &str, hint: String) -> VerifyError {
+fn missing(ckpt: &dyn TfVariables, path: &str, hint: String) -> VerifyError {
     VerifyError::MissingVariable {
-        path: ckpt.prefix().to_path_buf(),
+        path: ckpt.path().to_path_buf(),
         name: path.to_owned(),
         hint,
     }
@@ -182,12 +182,7 @@ impl Tf2Weights<'_> {
     fn find(&self, candidates: &[String]) -> Option<(String, String, Vec<usize>)> {
         candidates.iter().find_map(|path| {
             let key = self.graph.resolve(path)?;
-            let info = self.ckpt.get(key)?;
-            let shape = info
-                .shape
-                .iter()
-                .map(|&d| usize::try_from(d).ok())
-                .collect::<Option<Vec<_>>>()?;
+            let shape = self.ckpt.shape(key)?;
             Some((path.clone(), key.to_owned(), shape))
         })
     }
@@ -221,7 +216,7 @@ impl Tf2Weights<'_> {
         let (path, key, found) = self.require(candidates)?;
         if found != stored {
             return Err(VerifyError::VariableShape {
-                path: self.ckpt.prefix().to_path_buf(),
+                path: self.ckpt.path().to_path_buf(),
                 name: format!("{path} (stored as {key})"),
                 expected: stored.to_vec(),
                 found,
@@ -238,10 +233,10 @@ impl Tf2Weights<'_> {
         shape: &[usize],
     ) -> Result<Tensor, VerifyError> {
         let key = self.checked(candidates, stored)?;
-        let values = TfVariables::read_f32(self.ckpt, &key)?;
+        let values = self.ckpt.read_f32(&key)?;
         if values.len() != shape.iter().product::<usize>() {
             return Err(VerifyError::Checkpoint {
-                path: self.ckpt.prefix().to_path_buf(),
+                path: self.ckpt.path().to_path_buf(),
                 message: format!("{key}: {} values for shape {shape:?}", values.len()),
             });
         }
@@ -322,7 +317,7 @@ impl WeightProvider for Tf2Weights<'_> {
         let values = self.ckpt.read_f32_rows(&key, width, ids)?;
         if values.len() != ids.len() * width {
             return Err(VerifyError::Checkpoint {
-                path: self.ckpt.prefix().to_path_buf(),
+                path: self.ckpt.path().to_path_buf(),
                 message: format!(
                     "{key}: {} values for {} rows of {width}",
                     values.len(),
@@ -365,7 +360,7 @@ fn two(w: &Tf2Weights<'_>, candidates: &[String]) -> Result<[usize; 2], VerifyEr
     match shape.as_slice() {
         [a, b] => Ok([*a, *b]),
         _ => Err(VerifyError::Checkpoint {
-            path: w.ckpt.prefix().to_path_buf(),
+            path: w.ckpt.path().to_path_buf(),
             message: format!("{path} has shape {shape:?}, expected 2 dimensions"),
         }),
     }
@@ -373,7 +368,7 @@ fn two(w: &Tf2Weights<'_>, candidates: &[String]) -> Result<[usize; 2], VerifyEr
 
 /// Build the original tower + head for `arch` from a TF2 checkpoint.
 pub(crate) fn load_original<'a>(
-    ckpt: &'a Checkpoint,
+    ckpt: &'a dyn TfVariables,
     graph: &'a ObjectGraph,
     producer: Producer,
     arch: Architecture,
@@ -426,7 +421,7 @@ pub(crate) fn load_original<'a>(
                 }
                 _ => {
                     return Err(VerifyError::Checkpoint {
-                        path: ckpt.prefix().to_path_buf(),
+                        path: ckpt.path().to_path_buf(),
                         message: format!("{path} has shape {shape:?}, expected [H, N, D]"),
                     })
                 }
@@ -436,7 +431,7 @@ pub(crate) fn load_original<'a>(
     };
     if heads == 0 || hidden % heads != 0 {
         return Err(VerifyError::Checkpoint {
-            path: ckpt.prefix().to_path_buf(),
+            path: ckpt.path().to_path_buf(),
             message: format!(
                 "the {tower} tower's hidden size {hidden} is not divisible by {heads} attention heads"
             ),

@@ -108,8 +108,12 @@ pub struct RemoteState {
     local: Vec<i32>,
     /// Bytes fetched when the source was opened, outside the shards (index, side files).
     opened_bytes: u64,
-    /// Bytes of tensor data the prefetches were asked for.
-    needed: Mutex<u64>,
+    /// The ranges the prefetches were asked for, per object (keyed by the object's address):
+    /// a range asked for twice (`convert --verify` reads what the conversion fetched) counts
+    /// once.
+    needed: Mutex<Vec<(usize, RangeSet)>>,
+    /// Bytes needed outside the slots (a file fetched whole).
+    needed_whole: u64,
     /// Bytes of the index plus every data shard (or of the archive).
     total_size: u64,
     /// The side files and, without a cache directory, the sparse shard files.
@@ -163,7 +167,14 @@ impl RemoteState {
     pub fn totals(&self) -> FetchTotals {
         FetchTotals {
             bytes_fetched: self.opened_bytes + self.received(),
-            bytes_needed: *self.needed.lock().unwrap_or_else(|p| p.into_inner()),
+            bytes_needed: self.needed_whole
+                + self
+                    .needed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|(_, set)| set.total())
+                    .sum::<u64>(),
             requests: self.remote.request_counts().requests,
             checkpoint_bytes: self.total_size,
         }
@@ -188,8 +199,19 @@ impl RemoteState {
     /// Fetch `ranges` (shard id, range) not yet held, then check that every one is held.
     pub fn prefetch(&self, ranges: &[(i32, Range<u64>)]) -> Result<FetchTotals, RemoteError> {
         for (slot, want) in self.object_ranges(ranges) {
-            let stats = slot.shard.prefetch(&want)?;
-            *self.needed.lock().unwrap_or_else(|p| p.into_inner()) += stats.bytes_needed;
+            slot.shard.prefetch(&want)?;
+            let key = Arc::as_ptr(&slot.shard) as usize;
+            let mut needed = self.needed.lock().unwrap_or_else(|p| p.into_inner());
+            let set = match needed.iter().position(|(k, _)| *k == key) {
+                Some(i) => &mut needed[i].1,
+                None => {
+                    needed.push((key, RangeSet::new()));
+                    &mut needed.last_mut().expect("just pushed").1
+                }
+            };
+            for r in want {
+                set.insert(r);
+            }
         }
         self.check_held(ranges)?;
         Ok(self.totals())
@@ -395,7 +417,8 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
         slots,
         local: Vec::new(),
         opened_bytes: fetched,
-        needed: Mutex::new(0),
+        needed: Mutex::new(Vec::new()),
+        needed_whole: 0,
         total_size,
         _dir: dir,
     };

@@ -87,7 +87,8 @@ pub(super) fn open(url: &str) -> Result<Source, SourceError> {
         slots: Vec::new(),
         local: (0..shards).collect(),
         opened_bytes: fetched,
-        needed: Mutex::new(total),
+        needed: Mutex::new(Vec::new()),
+        needed_whole: total,
         total_size: total,
         _dir: dir,
     };

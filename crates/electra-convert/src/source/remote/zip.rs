@@ -128,7 +128,8 @@ pub(super) fn open(url: &str, selector: Option<&str>) -> Result<Source, SourceEr
         slots,
         local,
         opened_bytes: 0,
-        needed: Mutex::new(0),
+        needed: Mutex::new(Vec::new()),
+        needed_whole: 0,
         total_size: object.size,
         _dir: dir,
     };
