@@ -451,20 +451,21 @@ pub(crate) fn available_kinds(vars: &[SourceVar]) -> Vec<ModelKind> {
     let disc = encoder && has_prefix(vars, "discriminator_predictions/");
     let generator =
         has_prefix(vars, "generator/encoder/") && has_prefix(vars, "generator_predictions/");
-    let mut kinds = Vec::new();
-    if disc {
-        kinds.push(ModelKind::Discriminator);
-    }
-    if generator {
-        kinds.push(ModelKind::Generator);
-    }
-    if encoder {
-        kinds.push(ModelKind::Encoder);
-    }
-    if disc && generator {
-        kinds.push(ModelKind::Both);
-    }
-    kinds
+    kinds_from(disc, generator, encoder)
+}
+
+/// The `--model` values of a checkpoint holding these towers, in the order messages list them
+/// (`both` when it has the discriminator and the generator).
+pub(crate) fn kinds_from(discriminator: bool, generator: bool, encoder: bool) -> Vec<ModelKind> {
+    [
+        (discriminator, ModelKind::Discriminator),
+        (generator, ModelKind::Generator),
+        (encoder, ModelKind::Encoder),
+        (discriminator && generator, ModelKind::Both),
+    ]
+    .into_iter()
+    .filter_map(|(present, kind)| present.then_some(kind))
+    .collect()
 }
 
 fn layer_count(vars: &[SourceVar], scope: &str) -> BTreeSet<usize> {
@@ -1025,6 +1026,42 @@ fn skip_reason(kind: ModelKind, emb: &str, name: &str) -> Option<(SkipCategory, 
     None
 }
 
+/// The Markdown rows of one table: every section's rows (`{emb}` filled with `emb`, the
+/// transform named by `transform`), then the tied tensors.
+fn table_rows(
+    out: &mut String,
+    table: &ModelTable,
+    emb: &str,
+    transform: fn(Transform) -> &'static str,
+) {
+    for section in table.sections {
+        let when = match section.when {
+            When::Always => "",
+            When::EachLayer => ", each layer",
+            When::EmbeddingWidthDiffers => ", only if E ≠ H",
+        };
+        for row in section.rows {
+            let _ = writeln!(
+                out,
+                "| {}{} | `{}` | `{}` | {} | [{}] |",
+                section.name,
+                when,
+                fill(row.tf, table.tower, emb, table.hf_prefix, None),
+                fill(row.hf, table.tower, emb, table.hf_prefix, None),
+                transform(row.transform),
+                symbolic(row.shape)
+            );
+        }
+    }
+    for tied in table.tied {
+        let _ = writeln!(
+            out,
+            "| tied (not stored) | — | `{}` | same as `{}` | — |",
+            tied.hf, tied.same_as
+        );
+    }
+}
+
 /// Markdown rendering of the three tables in symbolic form (for docs/mapping.md).
 pub fn markdown_tables() -> String {
     let mut out = String::new();
@@ -1043,34 +1080,7 @@ pub fn markdown_tables() -> String {
         );
         out.push_str("| section | TF variable | HuggingFace tensor | transform | TF shape |\n");
         out.push_str("|---|---|---|---|---|\n");
-        for section in table.sections {
-            let when = match section.when {
-                When::Always => "",
-                When::EachLayer => ", each layer",
-                When::EmbeddingWidthDiffers => ", only if E ≠ H",
-            };
-            for row in section.rows {
-                let tf = fill(row.tf, table.tower, "{emb}", table.hf_prefix, None);
-                let hf = fill(row.hf, table.tower, "{emb}", table.hf_prefix, None);
-                let _ = writeln!(
-                    out,
-                    "| {}{} | `{}` | `{}` | {} | [{}] |",
-                    section.name,
-                    when,
-                    tf,
-                    hf,
-                    row.transform.as_str(),
-                    symbolic(row.shape)
-                );
-            }
-        }
-        for tied in table.tied {
-            let _ = writeln!(
-                out,
-                "| tied (not stored) | — | `{}` | same as `{}` | — |",
-                tied.hf, tied.same_as
-            );
-        }
+        table_rows(&mut out, table, "{emb}", Transform::as_str);
         out.push('\n');
     }
     for layout in [SourceLayout::ModelGarden, SourceLayout::Nvidia] {
@@ -1108,34 +1118,7 @@ fn markdown_tf2_tables(layout: SourceLayout) -> String {
         );
         out.push_str("| section | object path | HuggingFace tensor | transform | TF shape |\n");
         out.push_str("|---|---|---|---|---|\n");
-        for section in table.sections {
-            let when = match section.when {
-                When::Always => "",
-                When::EachLayer => ", each layer",
-                When::EmbeddingWidthDiffers => ", only if E ≠ H",
-            };
-            for row in section.rows {
-                let tf = fill(row.tf, table.tower, table.tower, table.hf_prefix, None);
-                let hf = fill(row.hf, table.tower, table.tower, table.hf_prefix, None);
-                let _ = writeln!(
-                    out,
-                    "| {}{} | `{}` | `{}` | {} | [{}] |",
-                    section.name,
-                    when,
-                    tf,
-                    hf,
-                    row.transform.describe(),
-                    symbolic(row.shape)
-                );
-            }
-        }
-        for tied in table.tied {
-            let _ = writeln!(
-                out,
-                "| tied (not stored) | — | `{}` | same as `{}` | — |",
-                tied.hf, tied.same_as
-            );
-        }
+        table_rows(&mut out, table, table.tower, Transform::describe);
         for (path, why) in lt.unused {
             let _ = writeln!(
                 out,

@@ -76,12 +76,9 @@ pub fn detect(g: &ObjectGraph) -> Result<SourceLayout, MappingError> {
     })
 }
 
+/// [`super::fill`] for the TF2 tables, which name no embedding scope of their own.
 fn fill(template: &str, tower: &str, hf: &str, n: Option<usize>) -> String {
-    let mut s = template.replace("{tower}", tower).replace("{hf}", hf);
-    if let Some(n) = n {
-        s = s.replace("{n}", &n.to_string());
-    }
-    s
+    super::fill(template, tower, tower, hf, n)
 }
 
 /// Every variable key reachable from the node at `path` (children only, cycles cut).
@@ -166,20 +163,7 @@ pub(crate) fn available_kinds(layout: SourceLayout, g: &ObjectGraph) -> Vec<Mode
         has(ModelKind::Generator),
         has(ModelKind::Encoder),
     );
-    let mut kinds = Vec::new();
-    if d {
-        kinds.push(ModelKind::Discriminator);
-    }
-    if gen {
-        kinds.push(ModelKind::Generator);
-    }
-    if e {
-        kinds.push(ModelKind::Encoder);
-    }
-    if d && gen {
-        kinds.push(ModelKind::Both);
-    }
-    kinds
+    super::kinds_from(d, gen, e)
 }
 
 /// Plans for every model a `--model` choice writes, from an object-based checkpoint.
