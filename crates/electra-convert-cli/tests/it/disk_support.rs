@@ -1,5 +1,6 @@
 //! Output-side conditions for the command-line tests: a full disk (a tiny tmpfs mounted for the
-//! length of a test; needs root) and a run caught while its staging directory exists.
+//! length of a test; needs root), a run caught while its staging directory exists, and a
+//! checkpoint large enough to catch.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,4 +60,44 @@ pub fn wait_for_staging(parent: &Path, child: &mut Child) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
     false
+}
+
+/// An ELECTRA checkpoint like the `tied` fixture but with a vocabulary of `vocab` words
+/// (zeros, no Adam slots), large enough that converting or exporting it takes a while.
+pub fn write_large_checkpoint(dir: &Path, vocab: u64) {
+    use tf_checkpoint::testing::{build_bundle, TensorSpec};
+    let tied =
+        tf_checkpoint::Checkpoint::open(&crate::repo_root().join("fixtures/electra/tied")).unwrap();
+    let v = tied
+        .get("electra/embeddings/word_embeddings")
+        .unwrap()
+        .shape[0];
+    let mut specs = Vec::new();
+    for info in tied.tensors() {
+        if info.name.ends_with("/adam_m") || info.name.ends_with("/adam_v") {
+            continue;
+        }
+        let shape: Vec<i64> = info
+            .shape
+            .iter()
+            .map(|&d| if d == v { vocab as i64 } else { d as i64 })
+            .collect();
+        let n: i64 = shape.iter().product();
+        let elem = info.dtype.element_size().unwrap() as i64;
+        let data = if info.name == "global_step" {
+            tied.read_bytes("global_step").unwrap().into_owned()
+        } else {
+            vec![0u8; (n * elem) as usize]
+        };
+        specs.push(TensorSpec {
+            name: info.name.clone().into_bytes(),
+            dtype: info.dtype.to_proto(),
+            shape,
+            data,
+            crc: None,
+        });
+    }
+    let (index, data) = build_bundle(&specs, false);
+    std::fs::write(dir.join("model.ckpt-1.index"), index).unwrap();
+    std::fs::write(dir.join("model.ckpt-1.data-00000-of-00001"), data).unwrap();
 }

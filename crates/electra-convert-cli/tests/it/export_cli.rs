@@ -477,40 +477,6 @@ fn half_precision_inputs_become_float32_variables() {
     }
 }
 
-/// A `tied`-like checkpoint with a vocabulary of `vocab` words (zeros, no Adam slots), large
-/// enough that exporting it with slots takes a while.
-fn write_large_checkpoint(dir: &Path, vocab: u64) {
-    use tf_checkpoint::testing::{build_bundle, TensorSpec};
-    let tied = tf_checkpoint::Checkpoint::open(&fixture("tied")).unwrap();
-    let v = tied
-        .get("electra/embeddings/word_embeddings")
-        .unwrap()
-        .shape[0];
-    let mut specs = Vec::new();
-    for info in tied.tensors() {
-        if info.name.ends_with("/adam_m") || info.name.ends_with("/adam_v") {
-            continue;
-        }
-        let shape: Vec<i64> = info
-            .shape
-            .iter()
-            .map(|&d| if d == v { vocab as i64 } else { d as i64 })
-            .collect();
-        let n: i64 = shape.iter().product();
-        let elem = info.dtype.element_size().unwrap() as i64;
-        specs.push(TensorSpec {
-            name: info.name.clone().into_bytes(),
-            dtype: info.dtype.to_proto(),
-            shape,
-            data: vec![0u8; (n * elem) as usize],
-            crc: None,
-        });
-    }
-    let (index, data) = build_bundle(&specs, false);
-    std::fs::write(dir.join("model.ckpt-1.index"), index).unwrap();
-    std::fs::write(dir.join("model.ckpt-1.data-00000-of-00001"), data).unwrap();
-}
-
 /// SIGTERM in the middle of an export removes the staging directory (and writes nothing).
 #[test]
 fn sigterm_during_export_leaves_nothing_behind() {
@@ -518,7 +484,7 @@ fn sigterm_during_export_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("ckpt");
     std::fs::create_dir(&ckpt).unwrap();
-    write_large_checkpoint(&ckpt, 600_000);
+    disk_support::write_large_checkpoint(&ckpt, 600_000);
     let parent = tmp.path().join("runs");
     std::fs::create_dir(&parent).unwrap();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("electra-convert"))

@@ -9,8 +9,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use tf_checkpoint::testing::{build_bundle, TensorSpec};
-use tf_checkpoint::Checkpoint;
 
 fn root() -> PathBuf {
     crate::repo_root()
@@ -248,49 +246,11 @@ fn convert_onto_a_full_disk_says_so_and_leaves_nothing_behind() {
     assert!(entries(&mnt).is_empty(), "{:?}", entries(&mnt));
 }
 
-/// An ELECTRA checkpoint like the `tied` fixture but with a vocabulary of `vocab` words
-/// (zeros, no Adam slots), large enough that converting it takes a while.
-fn write_large_checkpoint(dir: &Path, vocab: u64) {
-    let tied = Checkpoint::open(&root().join("fixtures/electra/tied")).unwrap();
-    let v = tied
-        .get("electra/embeddings/word_embeddings")
-        .unwrap()
-        .shape[0];
-    let mut specs = Vec::new();
-    for info in tied.tensors() {
-        if info.name.ends_with("/adam_m") || info.name.ends_with("/adam_v") {
-            continue;
-        }
-        let shape: Vec<i64> = info
-            .shape
-            .iter()
-            .map(|&d| if d == v { vocab as i64 } else { d as i64 })
-            .collect();
-        let n: i64 = shape.iter().product();
-        let elem = info.dtype.element_size().unwrap() as i64;
-        let data = if info.name == "global_step" {
-            tied.read_bytes("global_step").unwrap().into_owned()
-        } else {
-            vec![0u8; (n * elem) as usize]
-        };
-        specs.push(TensorSpec {
-            name: info.name.clone().into_bytes(),
-            dtype: info.dtype.to_proto(),
-            shape,
-            data,
-            crc: None,
-        });
-    }
-    let (index, data) = build_bundle(&specs, false);
-    std::fs::write(dir.join("model.ckpt-1.index"), index).unwrap();
-    std::fs::write(dir.join("model.ckpt-1.data-00000-of-00001"), data).unwrap();
-}
-
 fn sigterm_removes_staging(signal: &str, code: i32) {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("ckpt");
     std::fs::create_dir(&ckpt).unwrap();
-    write_large_checkpoint(&ckpt, 400_000);
+    disk_support::write_large_checkpoint(&ckpt, 400_000);
     let parent = tmp.path().join("out");
     std::fs::create_dir(&parent).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("electra-convert");
