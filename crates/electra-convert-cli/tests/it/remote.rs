@@ -29,8 +29,8 @@ fn tied() -> PathBuf {
 
 /// The binary with a hermetic environment: no credentials of the machine, metadata endpoints on a
 /// closed loopback port, nothing from `$HOME`.
-fn bin() -> assert_cmd::Command {
-    let mut c = crate::cli();
+fn hermetic() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("electra-convert"));
     for (k, _) in std::env::vars() {
         if ["AWS_", "GOOGLE_", "AZURE_", "STORAGE_EMULATOR", "GCE_"]
             .iter()
@@ -44,6 +44,12 @@ fn bin() -> assert_cmd::Command {
         .env("GCE_METADATA_IP", "127.0.0.1:9")
         .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
         .env("AZURE_MSI_ENDPOINT", "http://127.0.0.1:9/metadata");
+    c
+}
+
+/// [`hermetic`] as an `assert_cmd` command, bounded in time.
+fn bin() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::from_std(hermetic());
     c.timeout(Duration::from_secs(240));
     c
 }
@@ -306,6 +312,18 @@ fn faults_5xx_retried_truncation_and_replacement_fail_named() {
     let out = run(&got);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_same_dir(&got, &tmp.path().join("want"));
+    let injected = proxy
+        .log()
+        .iter()
+        .filter(|l| l.contains("injected"))
+        .count();
+    assert_eq!(injected, 3, "{:#?}", proxy.log());
+    // With credentials every request is signed (the marker `--anonymous` is checked against).
+    assert!(
+        proxy.log().iter().all(|l| l.ends_with("(signed)")),
+        "{:#?}",
+        proxy.log()
+    );
 
     // Connections dropped mid-body: resumed (by object_store when the body has an ETag, by our
     // own piece retry when not), the result exact.
@@ -441,16 +459,7 @@ fn an_interrupted_bucket_conversion_leaves_no_fetched_ranges_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tmp.path().join("tmp");
     std::fs::create_dir(&scratch).unwrap();
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("electra-convert"));
-    for (k, _) in std::env::vars() {
-        if ["AWS_", "GOOGLE_", "AZURE_"]
-            .iter()
-            .any(|p| k.starts_with(p))
-        {
-            c.env_remove(&k);
-        }
-    }
-    let mut child = c
+    let mut child = hermetic()
         .env("TMPDIR", &scratch)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
         .env("AWS_ALLOW_HTTP", "true")

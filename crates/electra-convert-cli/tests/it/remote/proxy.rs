@@ -73,7 +73,8 @@ impl Rule {
 #[derive(Default)]
 struct Shared {
     rules: Mutex<Vec<Rule>>,
-    /// "METHOD target -> outcome" per request.
+    /// "METHOD target -> outcome" per request, with " (signed)" when it carried an
+    /// `Authorization` header.
     log: Mutex<Vec<String>>,
     /// Bytes per second for response bodies (0: unlimited), and the pacing state.
     rate: Mutex<(u64, Option<Instant>, u64)>,
@@ -265,12 +266,15 @@ fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io:
         Some((a, h)) => (Some(a), h),
         None => (None, None),
     };
+    // Whether the request was signed: `--anonymous` must never send credentials.
+    let signed = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
     let note = |s: &str| {
-        shared
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("{method} {target} -> {s}"))
+        shared.log.lock().unwrap().push(format!(
+            "{method} {target} -> {s}{}",
+            if signed { " (signed)" } else { "" }
+        ))
     };
     if let Some(Action::Status(code)) = action {
         note(&format!("injected {code}"));

@@ -135,6 +135,42 @@ fn gs_anonymous_reads_a_public_bucket() {
 }
 
 #[test]
+fn s3_anonymous_sends_no_credentials_and_reads_public_objects() {
+    let Some(s3) = Server::start(Kind::Moto) else {
+        return;
+    };
+    super::servers::moto_bucket(s3.port, "open-data");
+    for f in FILES {
+        super::servers::moto_put_public(
+            s3.port,
+            "open-data",
+            &format!("electra/{f}"),
+            &std::fs::read(tied().join(f)).unwrap(),
+        );
+    }
+    let proxy = super::proxy::Proxy::start(s3.port);
+    let tmp = tempfile::tempdir().unwrap();
+    local(&tmp.path().join("want"), "discriminator");
+    let got = tmp.path().join("got");
+    // No credentials at all: only the endpoint.
+    let out = bin()
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .args(["--model", "discriminator", "--quiet", "--anonymous"])
+        .arg("s3://open-data/electra/model.ckpt-1000")
+        .arg("-o")
+        .arg(&got)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_dir(&got, &tmp.path().join("want"));
+    let log = proxy.log();
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|l| !l.ends_with("(signed)")), "{log:#?}");
+}
+
+#[test]
 fn export_checkpoint_from_a_bucket_equals_the_local_export() {
     let Some(s3) = moto_with_tied() else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -246,7 +282,7 @@ fn zip_archives_on_a_web_server_convert_like_the_local_zips() {
         }
     }
 
-    // inspect reads the central directory and the index only.
+    // inspect reads the central directory, the index and the side files, not the data entry.
     let out = bin()
         .args(["inspect", "--json"])
         .arg(format!(
@@ -256,6 +292,9 @@ fn zip_archives_on_a_web_server_convert_like_the_local_zips() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fetched = json["fetched"]["bytes_fetched"].as_u64().unwrap();
+    assert!(fetched < 200_000, "{fetched}: {json}");
 }
 
 #[test]

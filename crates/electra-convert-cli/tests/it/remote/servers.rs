@@ -366,6 +366,20 @@ pub fn moto_put(port: u16, bucket: &str, key: &str, body: &[u8]) {
     );
 }
 
+/// moto: an object anyone may read (`x-amz-acl: public-read`), as in a public bucket.
+pub fn moto_put_public(port: u16, bucket: &str, key: &str, body: &[u8]) {
+    expect_ok(
+        http(
+            port,
+            "PUT",
+            &format!("/{bucket}/{key}"),
+            &[MOTO_AUTH, ("x-amz-acl", "public-read")],
+            body,
+        ),
+        "put public object",
+    );
+}
+
 pub fn gcs_bucket(port: u16, bucket: &str) {
     let body = format!("{{\"name\":\"{bucket}\"}}");
     expect_ok(

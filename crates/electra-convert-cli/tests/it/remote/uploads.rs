@@ -106,7 +106,9 @@ fn s3_output_uploads_the_directory_with_config_and_card_last_and_refuses_a_non_e
     assert!(!err.contains("no-such-checkpoint"), "{err}");
     assert_eq!(moto_list(s3.port, "models", "electra/"), before);
 
-    // --force writes into it; --model both puts each tower under its own prefix.
+    // --force writes into it (the card now names the local input); --model both puts each
+    // tower under its own prefix.
+    let card_before = moto_get(s3.port, "models", "electra/disc/README.md");
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
     c.args(["--model", "discriminator", "--quiet", "--force"])
@@ -115,6 +117,7 @@ fn s3_output_uploads_the_directory_with_config_and_card_last_and_refuses_a_non_e
         .assert()
         .success();
     assert_uploaded(s3.port, "models", "electra/disc", &tmp.path().join("want"));
+    assert!(moto_get(s3.port, "models", "electra/disc/README.md") != card_before);
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
     c.args(["--model", "both", "--quiet"])
@@ -360,6 +363,7 @@ fn a_failed_parity_check_uploads_nothing_and_keeps_the_local_build() {
     let mut c = bin();
     s3_env(&mut c, &s3.endpoint());
     let out = c
+        .env("TMPDIR", tmp.path())
         .args(["--model", "discriminator", "--verify", "--config"])
         .arg(&config)
         .arg(super::tied())
@@ -375,6 +379,6 @@ fn a_failed_parity_check_uploads_nothing_and_keeps_the_local_build() {
         .and_then(|rest| rest.lines().next())
         .unwrap_or_else(|| panic!("no kept path in: {err}"));
     let kept = std::path::PathBuf::from(kept.trim());
+    assert!(kept.starts_with(tmp.path()), "{err}");
     assert!(kept.join("model.safetensors").is_file(), "{err}");
-    std::fs::remove_dir_all(kept.parent().unwrap()).unwrap();
 }
