@@ -334,9 +334,15 @@ pub fn is_tf_weights(path: &Path) -> bool {
 pub fn bucket_url(path: &Path) -> Option<&str> {
     let s = path.to_str()?;
     let (scheme, rest) = s.split_once("://")?;
-    (["gs", "s3", "az", "azure", "abfs", "http", "https"].contains(&scheme) && !rest.is_empty())
+    (BUCKET_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) && !rest.is_empty())
         .then_some(s)
 }
+
+/// The URL schemes of object stores (any case), with or without bucket support in the build
+/// (without it they are refused, never taken for local paths).
+pub(crate) const BUCKET_SCHEMES: [&str; 9] = [
+    "gs", "s3", "s3a", "az", "azure", "abfs", "abfss", "http", "https",
+];
 
 /// What a command with a bucket URL as its output uploaded.
 #[derive(Debug, Clone, Default, serde::Serialize)]

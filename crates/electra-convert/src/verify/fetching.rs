@@ -34,6 +34,9 @@ impl<'a> FetchingVariables<'a> {
     /// Make `name` readable: fetch it together with every variable looked up so far and not
     /// fetched yet.
     fn ensure(&self, name: &str) -> Result<(), VerifyError> {
+        if self.source.fetched().is_none() {
+            return Ok(()); // local files: nothing to fetch
+        }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let (looked_up, fetched) = &mut *seen;
         if fetched.contains(name) {

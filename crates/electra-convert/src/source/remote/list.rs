@@ -106,21 +106,30 @@ pub fn resolve_checkpoint(remote: &Remote, url: &RemoteUrl) -> Result<ResolvedCh
     remote.check_same_store(url)?;
     let key = url.key();
     let mut state_file = None;
+    // The index as seen by the "is it a prefix?" probe, so it is not asked for again.
+    let mut probed = None;
     let (prefix, found_by) = if let Some(p) = key.strip_suffix(".index") {
         (url.with_key(p), "index")
     } else if let Some(p) = strip_data_suffix(key) {
         (url.with_key(p), "data")
     } else if let Some(p) = key.strip_suffix(".meta") {
         (url.with_key(p), "meta")
-    } else if !key.is_empty()
-        && RemoteObject::head_opt(remote, &url.with_suffix(".index"))?.is_some()
+    } else if let Some(index) = (!key.is_empty())
+        .then(|| RemoteObject::head_opt(remote, &url.with_suffix(".index")))
+        .transpose()?
+        .flatten()
     {
+        probed = Some(index);
         (url.clone(), "prefix")
     } else {
         resolve_directory(remote, url, &mut state_file)?
     };
     let index_url = prefix.with_suffix(".index");
-    let index = RemoteObject::head(remote, &index_url).map_err(|e| match e {
+    let index = match probed {
+        Some(index) => Ok(index),
+        None => RemoteObject::head(remote, &index_url),
+    }
+    .map_err(|e| match e {
         RemoteError::NotFound { .. } => RemoteError::NoCheckpoint {
             url: url.to_string(),
             detail: format!(

@@ -19,18 +19,6 @@ pub enum Scheme {
     Http,
 }
 
-impl Scheme {
-    /// The name users know the store by, for messages.
-    pub fn store_name(self) -> &'static str {
-        match self {
-            Scheme::Gcs => "Google Cloud Storage",
-            Scheme::S3 => "S3",
-            Scheme::Azure => "Azure Blob Storage",
-            Scheme::Http => "HTTP",
-        }
-    }
-}
-
 /// A parsed object-store URL: the store (scheme + bucket, or scheme + host for HTTP) and the
 /// object key inside it. The key has no leading or trailing `/`; it may be empty (the bucket root).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -189,6 +177,19 @@ fn scheme_of(s: &str) -> Option<Scheme> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_bucket_scheme_the_commands_recognise_is_one_the_stores_take() {
+        for scheme in super::super::super::BUCKET_SCHEMES {
+            assert!(scheme_of(scheme).is_some(), "{scheme}");
+            let url = format!("{}://b/run", scheme.to_ascii_uppercase());
+            assert!(RemoteUrl::is_remote(&url), "{url}");
+            assert!(
+                super::super::super::bucket_url(std::path::Path::new(&url)).is_some(),
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn parses_each_scheme() {

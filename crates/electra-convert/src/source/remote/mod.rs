@@ -104,8 +104,6 @@ pub struct RemoteState {
     /// `base + r` of its object (`base` is 0 for a checkpoint's own `.data` objects, the entry's
     /// offset for a shard stored in a zip archive). Several shards may share one object.
     slots: Vec<Slot>,
-    /// Shards the source holds locally already (a zip's deflated entries, inflated on open).
-    local: Vec<i32>,
     /// Bytes fetched when the source was opened, outside the shards (index, side files).
     opened_bytes: u64,
     /// The ranges the prefetches were asked for, per object (keyed by the object's address):
@@ -230,17 +228,29 @@ impl RemoteState {
             .iter()
             .map(|(slot, want)| slot.shard.bytes_missing(want))
             .sum();
+        if missing == 0 {
+            // Everything is held already (`--verify` after a conversion): nothing to watch.
+            return self.prefetch(ranges);
+        }
         let start = self.received();
         let result = std::thread::scope(|scope| {
-            let worker = scope.spawn(|| self.prefetch(ranges));
+            let (done, finished) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let _ = done.send(self.prefetch(ranges));
+            });
             // Bounded by the prefetch itself, which is bounded by its retries and timeouts.
-            while !worker.is_finished() {
-                report(self.received() - start, missing);
-                std::thread::sleep(std::time::Duration::from_millis(100));
+            loop {
+                match finished.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(result) => break result,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        report(self.received() - start, missing)
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        // The fetching thread panicked; the scope re-raises its panic.
+                        break Ok(self.totals());
+                    }
+                }
             }
-            worker
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
         });
         report(self.received() - start, missing);
         result
@@ -249,14 +259,10 @@ impl RemoteState {
     /// Refuses any range a prefetch did not fetch (the bytes of the cache file there are zeros).
     pub fn check_held(&self, ranges: &[(i32, Range<u64>)]) -> Result<(), RemoteError> {
         for (id, r) in ranges {
+            // A shard without a slot is a local file already (a zip's inflated entry, a
+            // fetched-whole upload): every shard the index names got one or the other on open.
             let Some(slot) = self.slots.iter().find(|s| s.id == *id) else {
-                if self.local.contains(id) {
-                    continue;
-                }
-                return Err(RemoteError::NoCheckpoint {
-                    url: self.prefix.to_string(),
-                    detail: format!("the index names data shard {id}, which is not in the bucket"),
-                });
+                continue;
             };
             let at = r.start + slot.base..r.end + slot.base;
             if !slot.shard.holds(&at) {
@@ -268,11 +274,6 @@ impl RemoteState {
         }
         Ok(())
     }
-}
-
-/// Whether `path` names a bucket object rather than a local file.
-pub fn is_url(path: &Path) -> bool {
-    path.to_str().is_some_and(RemoteUrl::is_remote)
 }
 
 /// A private temporary directory for what a bucket source fetches (removed when dropped).
@@ -415,7 +416,6 @@ pub fn open(url: &str) -> Result<Source, SourceError> {
         remote,
         prefix: resolved.prefix.clone(),
         slots,
-        local: Vec::new(),
         opened_bytes: fetched,
         needed: Mutex::new(Vec::new()),
         needed_whole: 0,

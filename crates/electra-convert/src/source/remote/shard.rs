@@ -139,14 +139,6 @@ impl RemoteShard {
             .sum()
     }
 
-    /// Bytes held locally.
-    pub fn bytes_held(&self) -> u64 {
-        self.fetched
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .total()
-    }
-
     /// Fetches every byte of `ranges` not yet held: merged across small gaps, split into bounded
     /// pieces, `concurrency` at a time, each GET pinned to the version seen by HEAD. On error,
     /// pieces that completed stay held (and recorded, for a kept cache).

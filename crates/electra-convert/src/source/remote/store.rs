@@ -204,11 +204,6 @@ impl Remote {
         self.counters.snapshot()
     }
 
-    /// The store root this connects to (`gs://bucket`).
-    pub fn root(&self) -> &RemoteUrl {
-        &self.root
-    }
-
     pub(crate) fn check_same_store(&self, url: &RemoteUrl) -> Result<()> {
         if url.same_store(&self.root) {
             Ok(())

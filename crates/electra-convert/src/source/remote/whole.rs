@@ -79,13 +79,11 @@ pub(super) fn open(url: &str) -> Result<Source, SourceError> {
         }
     }
     let source = keras::open(&local)?.with_location(url.to_string());
-    // Every shard of the bundle the upload becomes is local now.
-    let shards = i32::try_from(source.checkpoint().num_shards()).unwrap_or(i32::MAX);
+    // Every shard of the bundle the upload becomes is a local file now: no slots.
     let state = RemoteState {
         remote,
         prefix: url,
         slots: Vec::new(),
-        local: (0..shards).collect(),
         opened_bytes: fetched,
         needed: Mutex::new(Vec::new()),
         needed_whole: total,

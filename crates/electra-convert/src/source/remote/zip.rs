@@ -110,10 +110,7 @@ pub(super) fn open(url: &str, selector: Option<&str>) -> Result<Source, SourceEr
         Box::new(reader),
         selector,
     )?;
-    let shards = i32::try_from(source.checkpoint().num_shards()).unwrap_or(i32::MAX);
-    let local = (0..shards)
-        .filter(|id| !in_place.iter().any(|(i, _)| i == id))
-        .collect();
+    // Shards not read in place (deflated, inflated on open) are local files: no slot.
     let slots = in_place
         .into_iter()
         .map(|(id, base)| Slot {
@@ -126,7 +123,6 @@ pub(super) fn open(url: &str, selector: Option<&str>) -> Result<Source, SourceEr
         remote,
         prefix: url,
         slots,
-        local,
         opened_bytes: 0,
         needed: Mutex::new(Vec::new()),
         needed_whole: 0,
