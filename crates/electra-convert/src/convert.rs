@@ -316,34 +316,23 @@ mod to_bucket {
             source: Box::new(SourceError::Remote(Box::new(e))),
         };
         let dest = remote::RemoteUrl::parse(&url).map_err(fail)?;
-        let store = remote::Remote::connect(&dest, &remote::store_options()).map_err(fail)?;
-        remote::check_destination(&store, &dest, options.force).map_err(fail)?;
-        let staging = crate::source::scratch::ScratchDir::new("electra-convert-upload-", None)
-            .map_err(|e| {
-                ConvertError::Write(WriteError::Io {
-                    path: std::env::temp_dir(),
-                    error: format!("creating a local build directory for {url}: {e}"),
-                })
-            })?;
-        let local = staging.path().join("out");
+        let out = remote::BucketOutput::prepare(&dest, options.force).map_err(fail)?;
+        let local = out.local();
         let mut inner = options.clone();
         inner.output = local.clone();
         inner.force = false;
         let mut outcome = convert_local(&inner, progress)?;
         if !outcome.parity_passed() {
-            let kept = staging.keep();
             outcome.warnings.push(format!(
                 "a parity check failed, so nothing was uploaded to {url}; the converted files are kept at {}",
-                kept.join("out").display()
+                out.keep().display()
             ));
             return Ok(outcome);
         }
         progress.stage(&format!("uploading to {url}"));
-        let opts = remote::UploadOptions {
-            force: options.force,
-            ..remote::UploadOptions::default()
-        };
-        let stats = remote::upload_dir(&store, &local, &dest, &opts).map_err(fail)?;
+        let uploaded = out
+            .upload(options.force, &["config.json", "README.md"])
+            .map_err(fail)?;
         for m in &mut outcome.outputs {
             let rel = m.directory.strip_prefix(&local).unwrap_or(Path::new(""));
             m.directory = match rel.to_str().filter(|r| !r.is_empty()) {
@@ -351,12 +340,7 @@ mod to_bucket {
                 None => PathBuf::from(&url),
             };
         }
-        outcome.uploaded = Some(Uploaded {
-            url,
-            objects: stats.objects.iter().map(|o| o.to_string()).collect(),
-            bytes: stats.bytes,
-            multipart: stats.multipart,
-        });
+        outcome.uploaded = Some(uploaded);
         Ok(outcome)
     }
 

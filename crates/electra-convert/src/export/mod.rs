@@ -458,35 +458,15 @@ mod to_bucket {
             }));
         }
         let dest = target.parent();
-        let store = remote::Remote::connect(&dest, &remote::store_options()).map_err(fail)?;
-        remote::check_destination(&store, &dest, options.force).map_err(fail)?;
-        let staging = crate::source::scratch::ScratchDir::new("electra-convert-upload-", None)
-            .map_err(|e| {
-                fail(remote::RemoteError::Local {
-                    what: "creating a local build directory for",
-                    path: url.clone(),
-                    source: e,
-                })
-            })?;
-        let local = staging.path().join("out");
+        let out = remote::BucketOutput::prepare(&dest, options.force).map_err(fail)?;
         let mut inner = options.clone();
-        inner.output = local.join(&prefix);
+        inner.output = out.local().join(&prefix);
         inner.force = false;
         let mut outcome = export_local(&inner, progress)?;
         progress.stage(&format!("uploading to {dest}"));
-        let opts = remote::UploadOptions {
-            force: options.force,
-            last: vec!["checkpoint".to_string()],
-            ..remote::UploadOptions::default()
-        };
-        let stats = remote::upload_dir(&store, &local, &dest, &opts).map_err(fail)?;
+        // TensorFlow finds a checkpoint through its state file: it goes up last.
+        outcome.uploaded = Some(out.upload(options.force, &["checkpoint"]).map_err(fail)?);
         outcome.prefix = PathBuf::from(&url);
-        outcome.uploaded = Some(crate::source::Uploaded {
-            url: dest.to_string(),
-            objects: stats.objects.iter().map(|o| o.to_string()).collect(),
-            bytes: stats.bytes,
-            multipart: stats.multipart,
-        });
         Ok(outcome)
     }
 

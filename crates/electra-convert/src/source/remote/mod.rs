@@ -39,7 +39,7 @@ pub use object::RemoteObject;
 pub use plan::{PlanConfig, RangeSet};
 pub use shard::{FetchConfig, FetchStats, RemoteShard, ShardBytes};
 pub use store::{Env, Remote, StoreOptions};
-pub use upload::{check_destination, upload_dir, UploadOptions, UploadStats};
+pub use upload::{check_destination, upload_dir, BucketOutput, UploadOptions, UploadStats};
 
 use super::scratch::ScratchDir;
 use super::{Form, Source, SourceError};

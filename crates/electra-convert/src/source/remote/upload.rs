@@ -15,6 +15,8 @@ use super::list::list_all;
 use super::location::RemoteUrl;
 use super::runtime::block_on;
 use super::store::Remote;
+use crate::source::scratch::ScratchDir;
+use crate::source::Uploaded;
 
 /// How to upload.
 #[derive(Debug, Clone)]
@@ -95,6 +97,63 @@ pub fn upload_dir(
         }
         Ok(stats)
     })
+}
+
+/// An output on its way to a bucket: the destination, already checked, and the local
+/// directory it is built in first (removed when dropped, or by an interrupted run's cleanup).
+#[derive(Debug)]
+pub struct BucketOutput {
+    store: Remote,
+    dest: RemoteUrl,
+    staging: ScratchDir,
+}
+
+impl BucketOutput {
+    /// Connect to `dest` and check that it can take an upload ([`check_destination`]), then
+    /// make the local build directory: a refused destination costs nothing.
+    pub fn prepare(dest: &RemoteUrl, force: bool) -> Result<BucketOutput> {
+        let store = Remote::connect(dest, &super::store_options())?;
+        check_destination(&store, dest, force)?;
+        let staging =
+            ScratchDir::new("electra-convert-upload-", None).map_err(|e| RemoteError::Local {
+                what: "creating a local build directory for",
+                path: dest.to_string(),
+                source: e,
+            })?;
+        Ok(BucketOutput {
+            store,
+            dest: dest.clone(),
+            staging,
+        })
+    }
+
+    /// Where the output is built before the upload.
+    pub fn local(&self) -> PathBuf {
+        self.staging.path().join("out")
+    }
+
+    /// Upload the built output (`last`: the files that mark it complete, uploaded last). The
+    /// destination is checked again first: the build took a while, and another job may have
+    /// written there meanwhile.
+    pub fn upload(&self, force: bool, last: &[&str]) -> Result<Uploaded> {
+        let opts = UploadOptions {
+            force,
+            last: last.iter().map(|s| s.to_string()).collect(),
+            ..UploadOptions::default()
+        };
+        let stats = upload_dir(&self.store, &self.local(), &self.dest, &opts)?;
+        Ok(Uploaded {
+            url: self.dest.to_string(),
+            objects: stats.objects.iter().map(|o| o.to_string()).collect(),
+            bytes: stats.bytes,
+            multipart: stats.multipart,
+        })
+    }
+
+    /// Keep the local build instead (nothing is uploaded); where it is.
+    pub fn keep(self) -> PathBuf {
+        self.staging.keep().join("out")
+    }
 }
 
 /// Whether `dest` can take an upload: same store, credentials, and (without `force`) no object
