@@ -61,16 +61,7 @@ fn crate_dir(name: &str) -> PathBuf {
     crate::repo_root().join("crates").join(name)
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::rust_files;
 
 /// Source without comments (line comments and doc comments), so links in docs do not count.
 fn code(path: &Path) -> String {
@@ -181,17 +172,50 @@ fn used_modules(file: &Path, src: &Path, known: &BTreeSet<String>) -> BTreeSet<S
         let mut rest = text.as_str();
         while let Some(i) = rest.find(prefix) {
             let after = &rest[i + prefix.len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if known.contains(&name) {
-                used.insert(name);
+            for name in first_segments(after) {
+                if known.contains(&name) {
+                    used.insert(name);
+                }
             }
             rest = after;
         }
     }
     used
+}
+
+/// The module names a path after `crate::` starts with: `name` for `name::…`, and for a group
+/// `{a::x, b, c::{y, z}}` each item's first segment.
+fn first_segments(after: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = after.strip_prefix('{') else {
+        return vec![ident(after)];
+    };
+    let (mut depth, mut items, mut start) = (0usize, Vec::new(), 0usize);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..i]);
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
+        .into_iter()
+        .map(ident)
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 #[test]
@@ -247,14 +271,21 @@ fn a_forbidden_use_is_detected() {
     std::fs::create_dir(src.join("mapping")).unwrap();
     std::fs::write(
         src.join("mapping/x.rs"),
-        "// crate::verify in a comment is fine\nuse crate::verify::Thing;\n",
+        "// crate::verify in a comment is fine\nuse crate::verify::Thing;\nuse crate::{\n    batch::Job,\n    write::{a, b},\n};\n",
     )
     .unwrap();
-    let known: BTreeSet<String> = ["verify", "mapping", "options"]
+    let known: BTreeSet<String> = ["verify", "mapping", "options", "batch", "write"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let used = used_modules(&src.join("mapping/x.rs"), src, &known);
-    assert_eq!(used, ["verify".to_string()].into_iter().collect());
+    // A grouped `use crate::{…}` is seen item by item.
+    assert_eq!(
+        used,
+        ["batch", "verify", "write"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
     assert_eq!(module_of(src, &src.join("mapping/x.rs")), "mapping");
 }

@@ -4,18 +4,9 @@
 //! No reflection needed: the enum bodies are read from the source files.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::rust_files;
 
 /// Skip a string literal starting at `i` (which is the opening quote); returns the index after it.
 fn skip_string(b: &[u8], mut i: usize) -> usize {

@@ -51,14 +51,7 @@ fn fails(args: &[&OsStr], needles: &[&str]) -> String {
     stderr
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use crate::entries;
 
 fn same_dir_files(got: &Path, want: &Path, files: &[&str]) {
     for f in files {

@@ -50,14 +50,7 @@ fn inspect_fails(path: &Path, needles: &[&str]) -> String {
     fails(&["inspect".as_ref(), os(path)], needles)
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use crate::entries;
 
 #[test]
 fn inspect_of_an_empty_index_names_it_and_says_recopy() {

@@ -39,14 +39,7 @@ fn bin(tmpdir: &Path) -> Command {
     cmd
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use crate::entries;
 
 /// One entry of a zip, read with the `zip` crate (an independent reader).
 fn zip_entry(path: &Path, name: &str) -> Vec<u8> {
