@@ -254,9 +254,21 @@ fn a_dataset(b: &[u8]) -> usize {
 fn hostile_h5_files_are_refused_and_leave_nothing() {
     let orig = std::fs::read(forms("h5_disc/tf_model.h5")).unwrap();
     let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
-    cases.push(("truncated", orig[..orig.len() / 2].to_vec(), "tf_model.h5"));
-    cases.push(("superblock only", orig[..96].to_vec(), "tf_model.h5"));
-    cases.push(("not hdf5", b"{\"not\": \"hdf5\"}".to_vec(), "tf_model.h5"));
+    cases.push((
+        "truncated",
+        orig[..orig.len() / 2].to_vec(),
+        "but the file has",
+    ));
+    cases.push((
+        "superblock only",
+        orig[..96].to_vec(),
+        "object header at byte offset 96",
+    ));
+    cases.push((
+        "not hdf5",
+        b"{\"not\": \"hdf5\"}".to_vec(),
+        "no superblock signature",
+    ));
 
     let mut b = orig.clone();
     put64(&mut b, ROOT_HEADER, 1 << 40);
@@ -273,13 +285,21 @@ fn hostile_h5_files_are_refused_and_leave_nothing() {
     assert_eq!(&orig[tree..tree + 4], b"TREE");
     let mut b = orig.clone();
     put64(&mut b, tree + 32, tree as u64);
-    cases.push(("B-tree child is the node itself", b, "tf_model.h5"));
+    cases.push((
+        "B-tree child is the node itself",
+        b,
+        "malformed symbol table node",
+    ));
 
     let ds = a_dataset(&orig);
     let space = find_msg(&orig, ds, 0x01);
     let mut b = orig.clone();
     put64(&mut b, space + 8, 1 << 40);
-    cases.push(("2^40 rows claimed", b.clone(), "tf_model.h5"));
+    cases.push((
+        "2^40 rows claimed",
+        b.clone(),
+        "storage holds 4096 bytes but shape",
+    ));
     let layout = find_msg(&orig, ds, 0x08);
     let mut b = orig.clone();
     put64(&mut b, layout + 2, 1 << 50);

@@ -299,14 +299,14 @@ fn broken_saved_models_are_refused_and_nothing_is_written() {
         (
             "no-variables",
             Box::new(|d: &Path| std::fs::remove_dir_all(d.join("variables")).unwrap()),
-            "no ",
+            "the SavedModel is incomplete",
         ),
         (
             "no-data",
             Box::new(|d: &Path| {
                 std::fs::remove_file(d.join("variables/variables.data-00000-of-00001")).unwrap()
             }),
-            "variables",
+            "variables.data-00000-of-00001 is missing",
         ),
         (
             "other-variables",
@@ -331,7 +331,7 @@ fn broken_saved_models_are_refused_and_nothing_is_written() {
         (
             "bad-metadata",
             Box::new(|d: &Path| std::fs::write(d.join("keras_metadata.pb"), [0x0a, 0xff]).unwrap()),
-            "keras_metadata.pb",
+            "keras_metadata.pb is unreadable",
         ),
         (
             "not-an-encoder",

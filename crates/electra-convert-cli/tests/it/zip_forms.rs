@@ -377,6 +377,8 @@ fn a_hash_in_a_plain_directory_name_is_not_a_selector() {
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("absent.zip"), "{stderr}");
     assert!(!tmp.path().join("out2").exists());
 }
 
