@@ -150,6 +150,16 @@ impl RemoteObject {
         }
     }
 
+    /// Whether a response naming `e_tag` / `version` is of this version (what a response
+    /// does not name is not held against it).
+    fn same_version(&self, e_tag: &Option<String>, version: &Option<String>) -> bool {
+        let agrees = |pinned: &Option<String>, got: &Option<String>| match (pinned, got) {
+            (Some(p), Some(g)) => p == g,
+            _ => true,
+        };
+        agrees(&self.e_tag, e_tag) && agrees(&self.version, version)
+    }
+
     fn changed(&self) -> RemoteError {
         RemoteError::Changed {
             url: self.url.to_string(),
@@ -268,6 +278,12 @@ async fn attempt(
     if res.range != range {
         return Err(Attempt::Fatal(RemoteError::RangeNotSupported { url }));
     }
+    // The body must be of the pinned version, whatever the server made of the precondition: a
+    // server that checks If-Match and then reads a newer object (moto does, under a concurrent
+    // PUT) or ignores it is caught here, not by a CRC mismatch later.
+    if !obj.same_version(&res.meta.e_tag, &res.meta.version) {
+        return Err(Attempt::Fatal(obj.changed()));
+    }
     let mut stream = res.into_stream();
     let mut at = range.start;
     while let Some(chunk) = stream.next().await {
@@ -316,4 +332,31 @@ async fn attempt(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::location::RemoteUrl;
+    use super::RemoteObject;
+
+    /// Regression: moto answered a GET pinned by If-Match with the bytes of an object PUT
+    /// concurrently (its check and its read are not atomic); the fault test then saw a CRC
+    /// mismatch instead of "changed while being read". The response's own ETag/version decides.
+    #[test]
+    fn a_response_of_another_version_is_refused() {
+        let obj = RemoteObject {
+            url: RemoteUrl::parse("s3://b/m.data-00000-of-00001").unwrap(),
+            size: 10,
+            e_tag: Some("\"a\"".into()),
+            version: Some("7".into()),
+        };
+        let s = |v: &str| Some(v.to_string());
+        assert!(obj.same_version(&s("\"a\""), &s("7")));
+        assert!(
+            obj.same_version(&None, &None),
+            "what a response omits is not held against it"
+        );
+        assert!(!obj.same_version(&s("\"b\""), &s("7")));
+        assert!(!obj.same_version(&s("\"a\""), &s("8")));
+    }
 }
