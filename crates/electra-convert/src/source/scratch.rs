@@ -79,9 +79,19 @@ fn remove_where(chosen: impl Fn(&Path) -> bool) -> usize {
         if !chosen(p) {
             return true;
         }
-        // Bounded: a writer thread may still create a file between listing and rmdir.
+        // Renamed away first, so a thread still creating files by path fails instead of
+        // refilling it; then removed, bounded.
+        let doomed = p.with_file_name(format!(
+            "{}.removing",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let target = if std::fs::rename(p, &doomed).is_ok() {
+            doomed
+        } else {
+            p.clone()
+        };
         for _ in 0..50 {
-            if std::fs::remove_dir_all(p).is_ok() || !p.exists() {
+            if std::fs::remove_dir_all(&target).is_ok() || !target.exists() {
                 break;
             }
         }

@@ -74,8 +74,20 @@ fn remove_where(
 /// create between the listing and the final `rmdir` makes one attempt fail with "directory not
 /// empty" (seen as a flaky interrupt test on a loaded machine). Bounded: at most 50 attempts.
 fn remove_while_written(path: &Path) {
+    // Renamed away first: a writer creating files by path then fails instead of refilling the
+    // directory faster than it is emptied (the regression test's writer outran 50 attempts on
+    // a loaded machine).
+    let doomed = path.with_file_name(format!(
+        "{}.removing",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let target = if std::fs::rename(path, &doomed).is_ok() {
+        doomed.as_path()
+    } else {
+        path
+    };
     for _ in 0..50 {
-        if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+        if std::fs::remove_dir_all(target).is_ok() || !target.exists() {
             return;
         }
         std::thread::yield_now();
