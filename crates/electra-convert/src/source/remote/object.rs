@@ -279,8 +279,8 @@ async fn attempt(
         return Err(Attempt::Fatal(RemoteError::RangeNotSupported { url }));
     }
     // The body must be of the pinned version, whatever the server made of the precondition: a
-    // server that checks If-Match and then reads a newer object (moto does, under a concurrent
-    // PUT) or ignores it is caught here, not by a CRC mismatch later.
+    // store that ignores If-Match but names the version it served is caught here, as a changed
+    // object rather than a CRC mismatch later.
     if !obj.same_version(&res.meta.e_tag, &res.meta.version) {
         return Err(Attempt::Fatal(obj.changed()));
     }
@@ -339,9 +339,8 @@ mod tests {
     use super::super::location::RemoteUrl;
     use super::RemoteObject;
 
-    /// Regression: moto answered a GET pinned by If-Match with the bytes of an object PUT
-    /// concurrently (its check and its read are not atomic); the fault test then saw a CRC
-    /// mismatch instead of "changed while being read". The response's own ETag/version decides.
+    /// A response naming another ETag or version than the pinned one is refused, whatever the
+    /// server made of If-Match; what a response does not name is not held against it.
     #[test]
     fn a_response_of_another_version_is_refused() {
         let obj = RemoteObject {
